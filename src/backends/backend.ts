@@ -1,0 +1,64 @@
+/**
+ * A storage backend, seen from both sides:
+ * - the controller works on volume directories through `fs` (SFTP for sshfs; for NFS, a mount of
+ *   the export), with paths relative to the backend's base directory;
+ * - the node asks `mountSpec` how to mount one volume directory here.
+ * Everything above this interface (volume layout, records, snapshots, mounting) is shared.
+ */
+export interface Backend {
+  readonly name: string;
+  readonly type: 'sshfs' | 'nfs';
+  readonly fs: RemoteFs;
+  /** Throws INVALID_ARGUMENT for a mount option outside the backend's allowlist. */
+  checkMountOptions(options: readonly string[]): void;
+  /** How to mount the volume directory `dir` (relative to the base), with extra allowlisted options. */
+  mountSpec(dir: string, options: MountRequest): MountSpec;
+}
+
+export interface MountRequest {
+  /** Mount flags from the volume capability (StorageClass mountOptions). */
+  flags: readonly string[];
+  readonly: boolean;
+  /** The group the workload runs with (VOLUME_MOUNT_GROUP), if the CO sent one. */
+  group?: number;
+}
+
+export interface MountSpec {
+  /** The filesystem type findmnt shows for the mount (`fuse.sshfs`, `nfs4`). */
+  fstype: string;
+  /** The source findmnt shows for the mount. */
+  source: string;
+  command: string;
+  /** Arguments for `command`; `secretDir` is a private tmpfs directory holding `secretFiles`. */
+  args(target: string, secretDir: string): string[];
+  /** Files the mount needs (keys, known_hosts), written 0600 into `secretDir` and removed at unmount. */
+  secretFiles: Record<string, string | Buffer>;
+}
+
+export interface DirEntry {
+  name: string;
+  isDirectory: boolean;
+}
+
+/** File operations on a backend, relative to its base directory. Missing paths are not errors where noted. */
+export interface RemoteFs {
+  /** Where the base directory is, for messages (`user@host:/path`). */
+  readonly location: string;
+  /** The file's bytes, or undefined if it does not exist. */
+  readFile(path: string): Promise<Buffer | undefined>;
+  /** Writes to a temporary file, syncs, and renames over `path`: readers see the old or the new file. */
+  writeFileAtomic(path: string, data: Buffer): Promise<void>;
+  /** Creates the directory; true if created, false if it was already there. */
+  mkdir(path: string): Promise<boolean>;
+  /** True if something exists at `path`. */
+  exists(path: string): Promise<boolean>;
+  /** The entries of a directory; [] if it does not exist. */
+  list(path: string): Promise<DirEntry[]>;
+  /** Removes `path` and everything below it, never following symlinks; OK if missing. */
+  removeTree(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Copies a tree on the server where the protocol allows it; files already copied are skipped. */
+  copyTree(from: string, to: string): Promise<void>;
+  usage(): Promise<{ totalBytes: number; availableBytes: number }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,78 @@
+import { invalid } from '../grpc/errors.js';
+
+/**
+ * The sshfs/ssh options a user may set (backend mountOptions, StorageClass mountOptions). Everything
+ * else is refused: ssh options such as ProxyCommand, LocalCommand or sshfs' ssh_command run programs,
+ * and the ones that carry identity and trust (IdentityFile, UserKnownHostsFile, StrictHostKeyChecking…)
+ * are tether's to set.
+ */
+const FLAGS = new Set([
+  'reconnect',
+  'kernel_cache',
+  'auto_cache',
+  'noauto_cache',
+  'direct_io',
+  'follow_symlinks',
+  'transform_symlinks',
+  'no_readahead',
+  'sync_readdir',
+  'disable_hardlink',
+  'delay_connect',
+  'noatime',
+  'nodiratime',
+  'relatime',
+  'ro',
+  'rw',
+  'noexec',
+  'nosuid',
+  'nodev',
+]);
+
+const CIPHERS = 'aes128-gcm@openssh.com|aes256-gcm@openssh.com|chacha20-poly1305@openssh.com|aes128-ctr|aes192-ctr|aes256-ctr';
+const KEX = 'curve25519-sha256|curve25519-sha256@libssh.org|sntrup761x25519-sha512@openssh.com|mlkem768x25519-sha256|ecdh-sha2-nistp256|ecdh-sha2-nistp384|ecdh-sha2-nistp521|diffie-hellman-group16-sha512|diffie-hellman-group18-sha512|diffie-hellman-group14-sha256';
+const list = (names: string) => new RegExp(`^(${names.replace(/\./g, '\\.')})(,(${names.replace(/\./g, '\\.')}))*$`);
+const uint = (max: number) => ({ test: (v: string) => /^\d{1,10}$/.test(v) && Number(v) <= max });
+
+const VALUED: Record<string, { test(v: string): boolean }> = {
+  ServerAliveInterval: uint(3600),
+  ServerAliveCountMax: uint(100),
+  ConnectTimeout: uint(600),
+  Ciphers: list(CIPHERS),
+  KexAlgorithms: list(KEX),
+  Compression: /^(yes|no)$/,
+  max_read: uint(1 << 20),
+  max_write: uint(1 << 20),
+  max_conns: uint(16),
+  cache: /^(yes|no)$/,
+  cache_timeout: uint(86400),
+  cache_stat_timeout: uint(86400),
+  cache_dir_timeout: uint(86400),
+  cache_link_timeout: uint(86400),
+  dcache_timeout: uint(86400),
+  dir_cache: /^(yes|no)$/,
+  idmap: /^(none|user)$/,
+  uid: uint(2 ** 31),
+  gid: uint(2 ** 31),
+  umask: /^[0-7]{1,4}$/,
+  workaround: /^(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv)(:(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv))*$/,
+};
+
+/** Splits "a,b=c" items into single options. */
+export function splitOptions(options: readonly string[]): string[] {
+  return options.flatMap((o) => o.split(',')).map((o) => o.trim()).filter(Boolean);
+}
+
+/** Throws INVALID_ARGUMENT naming the first option outside the allowlist. */
+export function checkSshfsOptions(options: readonly string[]): void {
+  for (const option of splitOptions(options)) {
+    const eq = option.indexOf('=');
+    const key = eq < 0 ? option : option.slice(0, eq);
+    const value = eq < 0 ? undefined : option.slice(eq + 1);
+    if (value === undefined ? FLAGS.has(key) : VALUED[key]?.test(value)) continue;
+    const why =
+      key in VALUED
+        ? `the value "${value ?? ''}" is not allowed for ${key}`
+        : `"${key}" is not on the allowlist (options that run programs or set identity and host-key trust are never accepted)`;
+    throw invalid(`mount option "${option}": ${why}; allowed: ${[...FLAGS, ...Object.keys(VALUED).map((k) => `${k}=…`)].join(' ')}`);
+  }
+}

@@ -1,0 +1,79 @@
+import { posix } from 'node:path';
+import type { Logger } from 'pino';
+import type { Backend, MountRequest, MountSpec } from './backend.js';
+import { SftpFs } from './sftp-fs.js';
+import { SftpSession } from './sftp-session.js';
+import { checkSshfsOptions, splitOptions } from './sshfs-options.js';
+
+export interface SshfsBackendConfig {
+  name: string;
+  type: 'sshfs';
+  host: string;
+  port: number;
+  user: string;
+  path: string;
+  hostKey: string;
+  privateKeyFile: string;
+  mountOptions: string[];
+}
+
+/**
+ * Options tether always sets, after the user's: ssh keeps the first value it sees, so a user's
+ * ServerAliveInterval wins, while identity and host-key trust are tether's alone (the allowlist
+ * refuses them from users).
+ */
+const DEFAULTS = ['reconnect', 'ServerAliveInterval=5', 'ServerAliveCountMax=3', 'ConnectTimeout=10'];
+
+/** Volumes on any SSH server: the controller works over SFTP, nodes mount with sshfs. */
+export class SshfsBackend implements Backend {
+  readonly type = 'sshfs';
+  readonly name: string;
+  readonly fs: SftpFs;
+
+  constructor(
+    private readonly config: SshfsBackendConfig,
+    private readonly privateKey: Buffer,
+    log: Logger,
+  ) {
+    this.name = config.name;
+    const session = new SftpSession({ host: config.host, port: config.port, user: config.user, hostKey: config.hostKey, privateKey }, log.child({ backend: config.name }));
+    this.fs = new SftpFs(session, config.path);
+  }
+
+  checkMountOptions(options: readonly string[]): void {
+    checkSshfsOptions(options);
+  }
+
+  mountSpec(dir: string, request: MountRequest): MountSpec {
+    const { host, port, user, hostKey } = this.config;
+    const source = `${user}@${host}:${posix.join(this.config.path, dir)}`;
+    const chosen = splitOptions([...request.flags, ...this.config.mountOptions]);
+    const keys = new Set(chosen.map((o) => o.split('=')[0]));
+    const options = [...chosen, ...DEFAULTS.filter((o) => !keys.has(o.split('=')[0]))];
+    if (request.readonly && !keys.has('ro')) options.push('ro');
+    if (request.group !== undefined && !keys.has('gid')) options.push(`gid=${request.group}`);
+    const knownHost = port === 22 ? host : `[${host}]:${port}`;
+    return {
+      fstype: 'fuse.sshfs',
+      source,
+      command: 'sshfs',
+      args: (target, secretDir) => [
+        source,
+        target,
+        '-p',
+        String(port),
+        '-o',
+        [
+          ...options,
+          `IdentityFile=${posix.join(secretDir, 'id')}`,
+          'IdentitiesOnly=yes',
+          `UserKnownHostsFile=${posix.join(secretDir, 'known_hosts')}`,
+          'StrictHostKeyChecking=yes',
+          'BatchMode=yes',
+          'allow_other',
+        ].join(','),
+      ],
+      secretFiles: { id: this.privateKey, known_hosts: `${knownHost} ${hostKey}\n` },
+    };
+  }
+}

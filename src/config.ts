@@ -1,0 +1,157 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { BACKEND_NAME } from './volumes/ids.js';
+import { checkSshfsOptions } from './backends/sshfs-options.js';
+
+export type Mode = 'all' | 'controller' | 'node';
+
+/** A pinned OpenSSH public key line: type and base64 blob (a trailing comment is dropped). */
+const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/;
+/** CSI plugin names (and csi-sanity's stricter rule): letters at both ends. */
+const DRIVER_NAME = /^[a-zA-Z][A-Za-z0-9.-]{0,61}[a-zA-Z]$/;
+
+const sshfsBackend = z.object({
+  name: z.string().regex(BACKEND_NAME, 'lowercase letters, digits and dashes, at most 32, starting and ending with a letter or digit'),
+  type: z.literal('sshfs'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'a plain user name'),
+  path: z.string().regex(/^\/\S*$/, 'an absolute path on the server').transform((p) => p.replace(/(.)\/+$/, '$1')),
+  hostKey: z
+    .string()
+    .transform((k) => k.trim().split(/\s+/).slice(0, 2).join(' '))
+    .refine((k) => HOST_KEY.test(k), 'the server host key as "ssh-ed25519 AAAA…" (see ssh-keyscan); it is required: tether never accepts an unknown host'),
+  privateKeyFile: z.string().min(1),
+  mountOptions: z
+    .array(z.string())
+    .default([])
+    .superRefine((opts, ctx) => {
+      try {
+        checkSshfsOptions(opts);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+});
+
+const fileConfig = z
+  .object({
+    driverName: z.string().regex(DRIVER_NAME, 'a CSI plugin name such as tether.csi.dev').optional(),
+    /** Where node keys and known_hosts files live while a volume is mounted: should be a tmpfs. */
+    runtimeDir: z.string().regex(/^\//).default('/run/tether'),
+    /** NodeGetInfo's max_volumes_per_node; 0 means no limit. */
+    maxVolumesPerNode: z.number().int().min(0).default(0),
+    backends: z.array(sshfsBackend).min(1, 'at least one backend is required'),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.backends.forEach((b, i) => {
+      if (seen.has(b.name)) ctx.addIssue({ code: 'custom', path: ['backends', i, 'name'], message: `duplicate backend name "${b.name}"` });
+      seen.add(b.name);
+    });
+  });
+
+export type BackendConfig = z.infer<typeof sshfsBackend>;
+
+export interface Config {
+  endpoint: string;
+  socketPath: string;
+  nodeId: string;
+  mode: Mode;
+  driverName: string;
+  metricsAddress?: string;
+  logLevel: string;
+  runtimeDir: string;
+  maxVolumesPerNode: number;
+  backends: BackendConfig[];
+}
+
+/** A problem with the command line or the config file: printed as one line, exit code 2. */
+export class ConfigError extends Error {}
+
+const USAGE = 'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--log-level LEVEL]';
+
+export async function loadConfig(argv: string[]): Promise<Config> {
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        endpoint: { type: 'string' },
+        'node-id': { type: 'string' },
+        mode: { type: 'string', default: 'all' },
+        config: { type: 'string' },
+        'driver-name': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
+      },
+    }) as { values: Record<string, string | undefined> });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+  }
+  const endpoint = required(values.endpoint, '--endpoint');
+  const socketPath = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice(5) : '';
+  if (!socketPath.startsWith('/')) throw new ConfigError(`--endpoint must be unix:///absolute/path.sock, got "${endpoint}"`);
+  const mode = values.mode as Mode;
+  if (!['all', 'controller', 'node'].includes(mode)) throw new ConfigError(`--mode must be all, controller or node, got "${mode}"`);
+  const nodeId = values['node-id'] ?? '';
+  if (mode !== 'controller' && !nodeId) throw new ConfigError(`--node-id is required with --mode ${mode}`);
+  if (nodeId.length > 256) throw new ConfigError('--node-id must be at most 256 bytes');
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(values['log-level']!)) throw new ConfigError(`--log-level must be one of ${levels.join(', ')}`);
+  const metricsAddress = values['metrics-address'];
+  if (metricsAddress !== undefined && !/^(\[[0-9a-f:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(metricsAddress)) {
+    throw new ConfigError(`--metrics-address must be HOST:PORT (for example 0.0.0.0:9810), got "${metricsAddress}"`);
+  }
+  const file = await readConfigFile(required(values.config, '--config'));
+  const driverName = values['driver-name'] ?? file.driverName ?? 'tether.csi.dev';
+  if (!DRIVER_NAME.test(driverName)) throw new ConfigError(`driver name "${driverName}" must start and end with a letter and hold only letters, digits, dots and dashes (at most 63)`);
+  return {
+    endpoint,
+    socketPath,
+    nodeId,
+    mode,
+    driverName,
+    metricsAddress,
+    logLevel: values['log-level']!,
+    runtimeDir: file.runtimeDir,
+    maxVolumesPerNode: file.maxVolumesPerNode,
+    backends: file.backends,
+  };
+}
+
+async function readConfigFile(path: string): Promise<z.infer<typeof fileConfig>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return parseConfigText(text, path);
+}
+
+/** Parses and validates config YAML; every problem becomes one line naming the field. */
+export function parseConfigText(text: string, path = 'config'): z.infer<typeof fileConfig> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = fileConfig.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const at = issue.path.length ? issue.path.join('.') : '(top level)';
+    throw new ConfigError(`${path}: ${at}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (!value) throw new ConfigError(`${flag} is required\n${USAGE}`);
+  return value;
+}

@@ -1,0 +1,42 @@
+import { status } from '@grpc/grpc-js';
+
+/** An error that carries the gRPC status the CSI spec names for it and a message a person can act on. */
+export class CsiError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CsiError';
+  }
+}
+
+export const invalid = (message: string) => new CsiError(status.INVALID_ARGUMENT, message);
+export const notFound = (message: string) => new CsiError(status.NOT_FOUND, message);
+export const alreadyExists = (message: string) => new CsiError(status.ALREADY_EXISTS, message);
+export const precondition = (message: string) => new CsiError(status.FAILED_PRECONDITION, message);
+export const unavailable = (message: string) => new CsiError(status.UNAVAILABLE, message);
+export const outOfRange = (message: string) => new CsiError(status.OUT_OF_RANGE, message);
+export const resourceExhausted = (message: string) => new CsiError(status.RESOURCE_EXHAUSTED, message);
+export const aborted = (message: string) => new CsiError(status.ABORTED, message);
+export const deadline = (message: string) => new CsiError(status.DEADLINE_EXCEEDED, message);
+export const internal = (message: string) => new CsiError(status.INTERNAL, message);
+
+/** POSIX error codes of network and transport failures: the backend is unreachable, a retry may work. */
+const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EIO', 'ESTALE']);
+
+/**
+ * Turns anything thrown by a handler into a CsiError. Known errors keep their code; errors from the
+ * network or the operating system become UNAVAILABLE or INTERNAL with their one-line message — never a
+ * stack trace.
+ */
+export function toCsiError(err: unknown): CsiError {
+  if (err instanceof CsiError) return err;
+  const e = err as { code?: unknown; message?: unknown; level?: unknown };
+  const message = typeof e?.message === 'string' ? firstLine(e.message) : String(err);
+  if (typeof e?.code === 'string' && TRANSIENT.has(e.code)) return unavailable(message);
+  if (e?.level === 'client-timeout' || e?.level === 'client-socket') return unavailable(message);
+  return internal(message);
+}
+
+const firstLine = (s: string) => s.split('\n', 1)[0]!.slice(0, 500);

@@ -1,0 +1,24 @@
+import { rm } from 'node:fs/promises';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { implementService, type PipelineDeps, type Rpc } from './pipeline.js';
+import { loadCsiServices } from './proto.js';
+
+export interface ServiceSet {
+  Identity: Record<string, Rpc>;
+  Controller?: Record<string, Rpc>;
+  Node?: Record<string, Rpc>;
+}
+
+/** Serves the given CSI services on a unix socket (a stale socket file from a crash is replaced). */
+export async function serve(socketPath: string, services: ServiceSet, deps: PipelineDeps): Promise<Server> {
+  const defs = loadCsiServices();
+  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  server.addService(defs.Identity, implementService(defs.Identity, services.Identity, deps));
+  if (services.Controller) server.addService(defs.Controller, implementService(defs.Controller, services.Controller, deps));
+  if (services.Node) server.addService(defs.Node, implementService(defs.Node, services.Node, deps));
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  return server;
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { SshfsBackend } from './backends/sshfs.js';
+import { Backends } from './backends/registry.js';
+import { controllerRpcs } from './controller/service.js';
+import { KeyedLocks } from './grpc/locks.js';
+import { loadCsiRoot } from './grpc/proto.js';
+import { buildRedactor } from './grpc/redact.js';
+import { serve, type ServiceSet } from './grpc/server.js';
+import { identityRpcs, VERSION } from './identity.js';
+import { Metrics } from './metrics.js';
+import { Mounter } from './node/mounter.js';
+import { nodeRpcs } from './node/service.js';
+
+const REGISTER_RETRY_MS = 30_000;
+
+async function main(): Promise<void> {
+  const config = await loadConfig(process.argv.slice(2));
+  const log = pino({ level: config.logLevel, base: { driver: config.driverName, node: config.nodeId || undefined } });
+  const backends = new Backends(await Promise.all(config.backends.map(async (b) => new SshfsBackend(b, await readKey(b.privateKeyFile), log))));
+  const metrics = new Metrics();
+  const register = registration(config, backends, log);
+
+  const services: ServiceSet = { Identity: identityRpcs(config.driverName, config.mode !== 'node') };
+  if (config.mode !== 'node') {
+    services.Controller = controllerRpcs(backends);
+  }
+  if (config.mode !== 'controller') {
+    services.Node = nodeRpcs(backends, new Mounter(config.runtimeDir, log), { nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+  }
+  const server = await serve(config.socketPath, services, { log, metrics, locks: new KeyedLocks(), redact: buildRedactor(loadCsiRoot()).redact, maxCallMs: 300_000 });
+  const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
+  log.info({ version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url }, 'tether is serving');
+  if (config.mode !== 'controller') void register().catch(() => undefined);
+
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down; mounts stay in place');
+    server.tryShutdown(() => undefined);
+    metricsServer?.server.close();
+    void backends.close().finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+/**
+ * Registers this node with every backend (a small record under .nodes/), so that the controller —
+ * wherever it runs — can tell a real node ID from a wrong one. Retried in the background until done.
+ */
+function registration(config: Config, backends: Backends, log: Logger): () => Promise<void> {
+  if (config.mode === 'controller') return async () => undefined;
+  return async () => {
+    const results = await Promise.allSettled(backends.all().map((s) => s.registerNode(config.nodeId, config.maxVolumesPerNode, new Date())));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${backends.all()[i]!.backend.name}: ${(r.reason as Error).message}`] : []));
+    if (failed.length) {
+      log.warn({ failed }, `node registration failed; retrying in ${REGISTER_RETRY_MS / 1000} s`);
+      setTimeout(() => void registration(config, backends, log)().catch(() => undefined), REGISTER_RETRY_MS).unref();
+    }
+  };
+}
+
+async function readKey(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new ConfigError(`cannot read privateKeyFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`tether-csi: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`tether-csi: cannot start: ${(err as Error).message}\n`);
+  process.exit(1);
+});

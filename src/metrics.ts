@@ -1,0 +1,54 @@
+import http from 'node:http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one driver process: calls, errors by gRPC code, latency. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly calls = new Counter({
+    name: 'tether_csi_calls_total',
+    help: 'CSI calls answered, by method and gRPC status code',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'tether_csi_errors_total',
+    help: 'CSI calls that did not answer OK, by method and gRPC status code',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'tether_csi_call_duration_seconds',
+    help: 'Time to answer a CSI call, by method',
+    labelNames: ['method'] as const,
+    buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tether_' });
+  }
+
+  /** Serves GET /metrics on host:port; resolves with the bound address once listening. */
+  async serve(address: string): Promise<{ server: http.Server; url: string }> {
+    const sep = address.lastIndexOf(':');
+    const host = address.slice(0, sep).replace(/^\[|\]$/g, '') || '0.0.0.0';
+    const port = Number(address.slice(sep + 1));
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || req.url !== '/metrics') {
+        res.writeHead(404).end('not found: try GET /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const bound = server.address();
+    const url = typeof bound === 'object' && bound ? `http://${host}:${bound.port}/metrics` : `http://${address}/metrics`;
+    return { server, url };
+  }
+}

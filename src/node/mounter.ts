@@ -1,0 +1,109 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { MountSpec } from '../backends/backend.js';
+import { CsiError, notFound, unavailable, internal } from '../grpc/errors.js';
+import { run } from '../util/exec.js';
+import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
+
+const MOUNT_TIMEOUT_MS = 30_000;
+const UMOUNT_TIMEOUT_MS = 10_000;
+const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
+
+/**
+ * Mounts and unmounts through mount(8), umount(8) and the backend's own program (sshfs), each
+ * bounded in time. Secret files (keys, known_hosts) live in a private directory per mount under the
+ * runtime directory (a tmpfs), 0600, and are removed when the mount goes.
+ */
+export class Mounter {
+  constructor(
+    private readonly runtimeDir: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The private directory for one mount's secret files. */
+  secretDir(target: string): string {
+    return path.join(this.runtimeDir, 'mounts', Buffer.from(target).toString('base64url').slice(-120));
+  }
+
+  /** Mounts `spec` at `target` and checks with findmnt that exactly that is mounted there. */
+  async mount(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
+    const dir = this.secretDir(target);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const [name, content] of Object.entries(spec.secretFiles)) {
+      await writeFile(path.join(dir, name), content, { mode: 0o600 });
+    }
+    const stderrFile = path.join(dir, 'mount.log');
+    try {
+      // sshfs daemonizes and its ssh child keeps stderr open: capture it in a file, not a pipe.
+      await run(spec.command, spec.args(target, dir), { timeoutMs: MOUNT_TIMEOUT_MS, signal, stderrFile });
+    } catch (err) {
+      const detail = (await readFile(stderrFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+      await this.removeSecrets(target);
+      throw mountError(spec, detail || (err as Error).message);
+    }
+    const entry = mountAt(await readMountTable(signal), target);
+    if (!entry || entry.fstype !== spec.fstype || !sourceMatches(entry, spec.source)) {
+      throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstype} mount of ${spec.source}`);
+    }
+  }
+
+  /** Bind-mounts `source` at `target`, read-only if asked (mount(8) remounts the bind read-only). */
+  async bind(source: string, target: string, readonly: boolean, signal: AbortSignal): Promise<void> {
+    const args = ['--bind', ...(readonly ? ['-o', 'ro'] : []), '--', source, target];
+    await run('mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, signal }).catch((err: unknown) => {
+      throw unavailable(`bind mount of ${source} at ${target} failed: ${(err as Error).message}`);
+    });
+  }
+
+  /**
+   * Unmounts whatever is mounted at `entry.target`, bounded in time even when the server is dead:
+   * umount; then, for FUSE with `abortFuse`, abort the connection (releasing every caller stuck on it);
+   * then a lazy unmount as the last resort. Never touches the files.
+   */
+  async unmount(entry: MountEntry, options: { abortFuse: boolean }, signal: AbortSignal): Promise<void> {
+    const { target } = entry;
+    const attempt = (args: string[]) => run('umount', [...args, '--no-canonicalize', '--', target], { timeoutMs: UMOUNT_TIMEOUT_MS, signal });
+    const stillMounted = async () => mountAt(await readMountTable(signal), target) !== undefined;
+    try {
+      await attempt([]);
+      if (!(await stillMounted())) return;
+    } catch (err) {
+      this.log.warn({ target, err: (err as Error).message }, 'umount failed; escalating');
+    }
+    if (options.abortFuse && entry.fstype.startsWith('fuse')) {
+      await this.abortFuse(entry);
+      await attempt([]).catch(() => undefined);
+      if (!(await stillMounted())) return;
+    }
+    await attempt(['--lazy']).catch((err: unknown) => {
+      throw unavailable(`cannot unmount ${target}: ${(err as Error).message}`);
+    });
+    this.log.warn({ target }, 'unmounted lazily: the server did not answer');
+  }
+
+  /** Aborts a FUSE connection: every request stuck on it fails at once, and nothing queued reaches the server. */
+  async abortFuse(entry: MountEntry): Promise<void> {
+    const minor = entry.device.split(':')[1];
+    if (!minor) return;
+    await run('mountpoint', ['-q', FUSE_CONNECTIONS], { timeoutMs: 5000 }).catch(() =>
+      run('mount', ['-t', 'fusectl', 'fusectl', FUSE_CONNECTIONS], { timeoutMs: 5000 }).catch(() => undefined),
+    );
+    await writeFile(path.join(FUSE_CONNECTIONS, minor, 'abort'), '1').catch((err: Error) =>
+      this.log.warn({ target: entry.target, err: err.message }, 'could not abort the FUSE connection'),
+    );
+  }
+
+  removeSecrets(target: string): Promise<void> {
+    return rm(this.secretDir(target), { recursive: true, force: true });
+  }
+}
+
+/** A failed mount, with the status a CO can act on: missing volume, unreachable server, or other. */
+function mountError(spec: MountSpec, detail: string): CsiError {
+  const message = `${spec.command} could not mount ${spec.source}: ${detail}`;
+  if (/no such file|not found/i.test(detail)) return notFound(`${message} (the volume directory does not exist on the server)`);
+  if (/connection|host key|timed out|unreachable|refused|reset|disconnect|permission denied/i.test(detail)) return unavailable(message);
+  return internal(message);
+}
+

@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * IDs name the backend and the directory under its base, and nothing else:
+ *   volume   `<backend>/<dir>`              → <base>/<dir>
+ *   snapshot `<backend>/.snapshots/<dir>`   → <base>/.snapshots/<dir>
+ * A directory name starts with a letter or digit and holds only [a-z0-9._-], so an ID can never
+ * climb out of the base (no `/`, no leading dot) nor collide with tether's own dot-directories.
+ * At most 32 + 1 + 11 + 1 + 80 = 125 bytes: under the 128 that COs are asked to accept.
+ */
+export const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+const DIR_NAME = /^[a-z0-9][a-z0-9._-]{0,79}$/;
+export const SNAPSHOTS_DIR = '.snapshots';
+
+export interface VolumeRef {
+  backend: string;
+  dir: string;
+}
+
+/** The directory for a CO-given name: the name itself when it is a plain one, else a readable prefix plus a hash. */
+export function dirForName(name: string): string {
+  if (DIR_NAME.test(name) && !name.includes('..')) return name;
+  const readable = name
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 40);
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return readable ? `${readable}-${hash}` : hash;
+}
+
+export const volumeId = (ref: VolumeRef) => `${ref.backend}/${ref.dir}`;
+export const snapshotId = (ref: VolumeRef) => `${ref.backend}/${SNAPSHOTS_DIR}/${ref.dir}`;
+
+/** The volume an ID names, or undefined for an ID tether cannot have made (which therefore does not exist). */
+export function parseVolumeId(id: string): VolumeRef | undefined {
+  const m = /^([^/]+)\/([^/]+)$/.exec(id);
+  return m && BACKEND_NAME.test(m[1]!) && isDirName(m[2]!) ? { backend: m[1]!, dir: m[2]! } : undefined;
+}
+
+export function parseSnapshotId(id: string): VolumeRef | undefined {
+  const m = /^([^/]+)\/\.snapshots\/([^/]+)$/.exec(id);
+  return m && BACKEND_NAME.test(m[1]!) && isDirName(m[2]!) ? { backend: m[1]!, dir: m[2]! } : undefined;
+}
+
+const isDirName = (dir: string) => DIR_NAME.test(dir) && !dir.includes('..');

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { ACCESS_MODES, type AccessMode } from './access.js';
+
+/**
+ * The records tether keeps next to the data, on the backend, written atomically: they are the only
+ * state there is, so any tether process can restart (or the storage move) without losing anything.
+ */
+const publication = z.object({
+  nodeId: z.string().min(1),
+  accessMode: z.enum(ACCESS_MODES as [AccessMode, ...AccessMode[]]),
+  readonly: z.boolean(),
+});
+
+export const volumeRecord = z.object({
+  kind: z.literal('tether.volume/v1'),
+  name: z.string().min(1),
+  capacityBytes: z.number().int().nonnegative(),
+  parameters: z.record(z.string(), z.string()),
+  onDelete: z.enum(['delete', 'retain', 'archive']),
+  contentSource: z.object({ type: z.enum(['snapshot', 'volume']), id: z.string() }).nullable(),
+  createdAt: z.string(),
+  publications: z.array(publication),
+  /** Set by DeleteVolume with onDelete=retain: the data stays in place, the volume is gone for the CO. */
+  retainedAt: z.string().optional(),
+});
+
+export const snapshotRecord = z.object({
+  kind: z.literal('tether.snapshot/v1'),
+  name: z.string().min(1),
+  sourceVolumeId: z.string().min(1),
+  sizeBytes: z.number().int().nonnegative(),
+  createdAt: z.string(),
+});
+
+export const nodeRecord = z.object({
+  kind: z.literal('tether.node/v1'),
+  nodeId: z.string().min(1),
+  /** NodeGetInfo's max_volumes_per_node; 0 means no limit. ControllerPublish enforces it. */
+  maxVolumes: z.number().int().nonnegative().default(0),
+  seenAt: z.string(),
+});
+
+export type VolumeRecord = z.infer<typeof volumeRecord>;
+export type SnapshotRecord = z.infer<typeof snapshotRecord>;
+export type NodeRecord = z.infer<typeof nodeRecord>;
+
+/** Parses a record file; a damaged one is reported with where it is, never silently replaced. */
+export function parseRecord<T>(schema: z.ZodType<T>, bytes: Buffer, where: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new Error(`record ${where} is not valid JSON; repair or remove it by hand`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`record ${where} is damaged (${parsed.error.issues[0]?.message ?? 'invalid'}); repair or remove it by hand`);
+  return parsed.data;
+}
+
+export const encodeRecord = (record: object) => Buffer.from(`${JSON.stringify(record, null, 2)}\n`);

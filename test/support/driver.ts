@@ -1,0 +1,90 @@
+import { mkdtemp, rm, writeFile, access } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { stringify } from 'yaml';
+import type { SshServer } from './sshd.js';
+
+/** dist/src/main.js, next to this compiled file's dist/test/support/. */
+export const DRIVER_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
+
+export interface DriverOptions {
+  nodeId?: string;
+  mode?: 'all' | 'controller' | 'node';
+  /** sshfs options for the backend: tests use fast keep-alives so a dead server shows within seconds. */
+  mountOptions?: string[];
+  maxVolumesPerNode?: number;
+  metricsAddress?: string;
+  extraConfig?: Record<string, unknown>;
+  logLevel?: string;
+}
+
+export interface RunningDriver {
+  socket: string;
+  endpoint: string;
+  configFile: string;
+  dir: string;
+  process: ResultPromise;
+  /** Everything the driver logged so far (pino JSON lines). */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** The tether config for one sshfs backend served by `server`. */
+export function backendConfig(server: SshServer, name = 'box', mountOptions = ['ServerAliveInterval=2', 'ServerAliveCountMax=2']) {
+  return {
+    name,
+    type: 'sshfs',
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    path: server.root,
+    hostKey: server.hostKey,
+    privateKeyFile: server.clientKeyFile,
+    mountOptions,
+  };
+}
+
+/** Starts `tether-csi` as a child process against `server` and waits until its socket answers. */
+export async function startDriver(server: SshServer, options: DriverOptions = {}): Promise<RunningDriver> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-driver-'));
+  const socket = path.join(dir, 'csi.sock');
+  const configFile = path.join(dir, 'config.yaml');
+  await writeFile(
+    configFile,
+    stringify({
+      runtimeDir: path.join(dir, 'run'),
+      maxVolumesPerNode: options.maxVolumesPerNode ?? 0,
+      backends: [backendConfig(server, 'box', options.mountOptions)],
+      ...options.extraConfig,
+    }),
+  );
+  const args = [DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', options.mode ?? 'all', '--config', configFile, '--log-level', options.logLevel ?? 'debug'];
+  if (options.mode !== 'controller') args.push('--node-id', options.nodeId ?? 'node-a');
+  if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
+  const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false });
+  let output = '';
+  child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!(await access(socket).then(() => true, () => false))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`driver did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    socket,
+    endpoint: `unix://${socket}`,
+    configFile,
+    dir,
+    process: child,
+    logs: () => output,
+    async stop() {
+      child.kill('SIGTERM');
+      await child;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every tool the tests need, idempotently: Debian packages, npm packages, and the Go tools
+# (csi-sanity, helm, csi-probe) at pinned versions into .tools/bin. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the master commit it contains
+PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2)
+
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install.sh: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+export GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod
+mkdir -p "$GOBIN"
+if ! go version -m "$GOBIN/csi-sanity" 2>/dev/null | grep -q "csi-test/v5[[:space:]]*$CSI_SANITY_VERSION"; then
+  echo "install.sh: go install csi-sanity@$CSI_SANITY_VERSION"
+  go install "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
+fi
+if [ ! -x "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/main.go -nt "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/go.mod -nt "$GOBIN/csi-probe" ]; then
+  echo "install.sh: building csi-probe"
+  (cd test/clients/csi-probe && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-probe" .)
+fi
