@@ -13,7 +13,7 @@ export function identityRpcs(driverName: string, hasController: boolean): Record
       quiet: true,
       handle: async () => ({
         capabilities: [
-          ...(hasController ? [{ service: { type: 'CONTROLLER_SERVICE' } }] : []),
+          ...(hasController ? [{ service: { type: 'CONTROLLER_SERVICE' } }, { service: { type: 'GROUP_CONTROLLER_SERVICE' } }] : []),
           { volume_expansion: { type: 'ONLINE' } },
         ],
       }),

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
 import { Backends } from './backends/registry.js';
 import { controllerRpcs } from './controller/service.js';
+import { groupControllerRpcs } from './controller/group-snapshots.js';
 import { KeyedLocks } from './grpc/locks.js';
 import { loadCsiRoot } from './grpc/proto.js';
 import { buildRedactor } from './grpc/redact.js';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   const services: ServiceSet = { Identity: identityRpcs(config.driverName, config.mode !== 'node') };
   if (config.mode !== 'node') {
     services.Controller = controllerRpcs(backends);
+    services.GroupController = groupControllerRpcs(backends);
   }
   if (config.mode !== 'controller') {
     services.Node = nodeRpcs(backends, new Mounter(config.runtimeDir, log), { nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });

@@ -1,5 +1,5 @@
 import type { Rpc } from '../grpc/pipeline.js';
-import { alreadyExists, invalid, notFound } from '../grpc/errors.js';
+import { alreadyExists, invalid, notFound, precondition } from '../grpc/errors.js';
 import type { Backends } from '../backends/registry.js';
 import { dirForName, parseSnapshotId, parseVolumeId, snapshotId } from '../volumes/ids.js';
 import { checkSnapshotParameters } from '../volumes/params.js';
@@ -12,17 +12,6 @@ import { checkMaxEntries, requireField } from '../grpc/validate.js';
  * last, so a snapshot is listed only once it is complete (and is then ready to use).
  */
 export function snapshotRpcs(backends: Backends, now: () => Date): Record<string, Rpc> {
-  const info = (id: string, record: SnapshotRecord) => {
-    const ms = Date.parse(record.createdAt);
-    return {
-      snapshot_id: id,
-      source_volume_id: record.sourceVolumeId,
-      size_bytes: String(record.sizeBytes),
-      creation_time: { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 },
-      ready_to_use: true,
-      group_snapshot_id: '',
-    };
-  };
 
   const read = async (id: string) => {
     const ref = parseSnapshotId(id);
@@ -58,7 +47,7 @@ export function snapshotRpcs(backends: Backends, now: () => Date): Record<string
           if (existing.record.name !== req.name || existing.record.sourceVolumeId !== req.source_volume_id) {
             throw alreadyExists(`snapshot "${req.name}" already exists for volume ${existing.record.sourceVolumeId}`);
           }
-          return { snapshot: info(id!, existing.record) };
+          return { snapshot: snapshotInfo(id!, existing.record) };
         }
         if (!source || !store || !volume || volume.retainedAt) throw notFound(`source volume ${req.source_volume_id} does not exist`);
         const dir = dirForName(req.name);
@@ -70,7 +59,7 @@ export function snapshotRpcs(backends: Backends, now: () => Date): Record<string
           createdAt: now().toISOString(),
         };
         await store.createSnapshot(dir, source.dir, record);
-        return { snapshot: info(id!, record) };
+        return { snapshot: snapshotInfo(id!, record) };
       },
     },
 
@@ -78,6 +67,10 @@ export function snapshotRpcs(backends: Backends, now: () => Date): Record<string
       validate: (req: { snapshot_id: string }) => requireField(req.snapshot_id, 'snapshot_id'),
       lockKey: (req) => req.snapshot_id,
       async handle(req: { snapshot_id: string }) {
+        const found = await read(req.snapshot_id);
+        if (found?.record.groupSnapshotId) {
+          throw precondition(`snapshot ${req.snapshot_id} belongs to group snapshot ${found.record.groupSnapshotId}; delete the group instead`);
+        }
         const ref = parseSnapshotId(req.snapshot_id);
         const store = ref && backends.get(ref.backend);
         if (ref && store) await store.removeSnapshot(ref.dir);
@@ -90,7 +83,7 @@ export function snapshotRpcs(backends: Backends, now: () => Date): Record<string
       async handle(req: { snapshot_id: string }) {
         const found = await read(req.snapshot_id);
         if (!found) throw notFound(`snapshot ${req.snapshot_id} does not exist`);
-        return { snapshot: info(req.snapshot_id, found.record) };
+        return { snapshot: snapshotInfo(req.snapshot_id, found.record) };
       },
     },
 
@@ -101,10 +94,27 @@ export function snapshotRpcs(backends: Backends, now: () => Date): Record<string
         const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseSnapshotId, async (id) => {
           const found = await read(id).catch(() => undefined);
           if (!found || (req.source_volume_id && found.record.sourceVolumeId !== req.source_volume_id)) return undefined;
-          return { snapshot: info(id, found.record) };
+          return { snapshot: snapshotInfo(id, found.record) };
         });
         return { entries, next_token: nextToken };
       },
     },
   };
+}
+
+/** A Snapshot message for a record. */
+export function snapshotInfo(id: string, record: SnapshotRecord) {
+  return {
+    snapshot_id: id,
+    source_volume_id: record.sourceVolumeId,
+    size_bytes: String(record.sizeBytes),
+    creation_time: timestamp(record.createdAt),
+    ready_to_use: true,
+    group_snapshot_id: record.groupSnapshotId ?? '',
+  };
+}
+
+export function timestamp(iso: string) {
+  const ms = Date.parse(iso);
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
 }

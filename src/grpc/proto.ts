@@ -20,12 +20,13 @@ export interface CsiServices {
   Identity: ServiceDefinition;
   Controller: ServiceDefinition;
   Node: ServiceDefinition;
+  GroupController: ServiceDefinition;
 }
 
 export function loadCsiServices(): CsiServices {
   const pkg = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as { csi: { v1: GrpcObject } };
   const svc = (name: string) => (pkg.csi.v1[name] as unknown as { service: ServiceDefinition }).service;
-  return { Identity: svc('Identity'), Controller: svc('Controller'), Node: svc('Node') };
+  return { Identity: svc('Identity'), Controller: svc('Controller'), Node: svc('Node'), GroupController: svc('GroupController') };
 }
 
 /**

@@ -7,6 +7,7 @@ export interface ServiceSet {
   Identity: Record<string, Rpc>;
   Controller?: Record<string, Rpc>;
   Node?: Record<string, Rpc>;
+  GroupController?: Record<string, Rpc>;
 }
 
 /** Serves the given CSI services on a unix socket (a stale socket file from a crash is replaced). */
@@ -15,6 +16,7 @@ export async function serve(socketPath: string, services: ServiceSet, deps: Pipe
   const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   server.addService(defs.Identity, implementService(defs.Identity, services.Identity, deps));
   if (services.Controller) server.addService(defs.Controller, implementService(defs.Controller, services.Controller, deps));
+  if (services.GroupController) server.addService(defs.GroupController, implementService(defs.GroupController, services.GroupController, deps));
   if (services.Node) server.addService(defs.Node, implementService(defs.Node, services.Node, deps));
   await rm(socketPath, { force: true });
   await new Promise<void>((resolve, reject) =>

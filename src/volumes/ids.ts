@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
  * IDs name the backend and the directory under its base, and nothing else:
  *   volume   `<backend>/<dir>`              → <base>/<dir>
  *   snapshot `<backend>/.snapshots/<dir>`   → <base>/.snapshots/<dir>
+ *   group    `<backend>/.groups/<dir>`      → <base>/.groups/<dir> (a volume group snapshot)
  * A directory name starts with a letter or digit and holds only [a-z0-9._-], so an ID can never
  * climb out of the base (no `/`, no leading dot) nor collide with tether's own dot-directories.
  * At most 32 + 1 + 11 + 1 + 80 = 125 bytes: under the 128 that COs are asked to accept.
@@ -11,6 +12,7 @@ import { createHash } from 'node:crypto';
 export const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 const DIR_NAME = /^[a-z0-9][a-z0-9._-]{0,79}$/;
 export const SNAPSHOTS_DIR = '.snapshots';
+export const GROUPS_DIR = '.groups';
 
 export interface VolumeRef {
   backend: string;
@@ -31,6 +33,7 @@ export function dirForName(name: string): string {
 
 export const volumeId = (ref: VolumeRef) => `${ref.backend}/${ref.dir}`;
 export const snapshotId = (ref: VolumeRef) => `${ref.backend}/${SNAPSHOTS_DIR}/${ref.dir}`;
+export const groupSnapshotId = (ref: VolumeRef) => `${ref.backend}/${GROUPS_DIR}/${ref.dir}`;
 
 /** The volume an ID names, or undefined for an ID tether cannot have made (which therefore does not exist). */
 export function parseVolumeId(id: string): VolumeRef | undefined {
@@ -38,9 +41,12 @@ export function parseVolumeId(id: string): VolumeRef | undefined {
   return m && BACKEND_NAME.test(m[1]!) && isDirName(m[2]!) ? { backend: m[1]!, dir: m[2]! } : undefined;
 }
 
-export function parseSnapshotId(id: string): VolumeRef | undefined {
-  const m = /^([^/]+)\/\.snapshots\/([^/]+)$/.exec(id);
-  return m && BACKEND_NAME.test(m[1]!) && isDirName(m[2]!) ? { backend: m[1]!, dir: m[2]! } : undefined;
+export const parseSnapshotId = (id: string) => parseUnder(id, SNAPSHOTS_DIR);
+export const parseGroupSnapshotId = (id: string) => parseUnder(id, GROUPS_DIR);
+
+function parseUnder(id: string, sub: string): VolumeRef | undefined {
+  const [backend, middle, dir, ...rest] = id.split('/');
+  return middle === sub && !rest.length && BACKEND_NAME.test(backend ?? '') && isDirName(dir ?? '') ? { backend: backend!, dir: dir! } : undefined;
 }
 
 const isDirName = (dir: string) => DIR_NAME.test(dir) && !dir.includes('..');

@@ -30,6 +30,16 @@ export const snapshotRecord = z.object({
   sourceVolumeId: z.string().min(1),
   sizeBytes: z.number().int().nonnegative(),
   createdAt: z.string(),
+  /** Set for the members of a volume group snapshot: they are deleted with their group only. */
+  groupSnapshotId: z.string().optional(),
+});
+
+export const groupRecord = z.object({
+  kind: z.literal('tether.group-snapshot/v1'),
+  name: z.string().min(1),
+  sourceVolumeIds: z.array(z.string()),
+  snapshotIds: z.array(z.string()),
+  createdAt: z.string(),
 });
 
 export const nodeRecord = z.object({
@@ -43,6 +53,7 @@ export const nodeRecord = z.object({
 export type VolumeRecord = z.infer<typeof volumeRecord>;
 export type SnapshotRecord = z.infer<typeof snapshotRecord>;
 export type NodeRecord = z.infer<typeof nodeRecord>;
+export type GroupRecord = z.infer<typeof groupRecord>;
 
 /** Parses a record file; a damaged one is reported with where it is, never silently replaced. */
 export function parseRecord<T>(schema: z.ZodType<T>, bytes: Buffer, where: string): T {

@@ -1,12 +1,13 @@
 import { posix } from 'node:path';
 import type { Backend } from '../backends/backend.js';
-import { SNAPSHOTS_DIR } from './ids.js';
-import { encodeRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
+import { GROUPS_DIR, SNAPSHOTS_DIR } from './ids.js';
+import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
 
 /**
  * The layout of one backend's base directory:
  *   <dir>/volume.json, <dir>/data/                       a volume (the workload sees data/ only)
  *   .snapshots/<dir>/snapshot.json, .snapshots/<dir>/data/   a snapshot
+ *   .groups/<dir>/group.json                             a volume group snapshot (its members are snapshots)
  *   .archive/<dir>-<time>/                               volumes deleted with onDelete=archive
  *   .nodes/<node>.json                                   nodes that have registered
  * A volume or snapshot exists once its record exists: the record is written last, so a half-made
@@ -15,6 +16,7 @@ import { encodeRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, ty
 export const VOLUME_RECORD = 'volume.json';
 export const DATA_DIR = 'data';
 const SNAPSHOT_RECORD = 'snapshot.json';
+const GROUP_RECORD = 'group.json';
 const ARCHIVE_DIR = '.archive';
 const NODES_DIR = '.nodes';
 
@@ -104,6 +106,25 @@ export class VolumeStore {
 
   removeSnapshot(dir: string): Promise<void> {
     return this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir));
+  }
+
+  // ---- volume group snapshots ----
+
+  async readGroup(dir: string): Promise<GroupRecord | undefined> {
+    const path = posix.join(GROUPS_DIR, dir, GROUP_RECORD);
+    const bytes = await this.fs.readFile(path);
+    return bytes && parseRecord(groupRecord, bytes, this.where(path));
+  }
+
+  /** Written after all member snapshots exist: the group is visible only when complete. */
+  async writeGroup(dir: string, record: GroupRecord): Promise<void> {
+    await this.fs.mkdir(GROUPS_DIR);
+    await this.fs.mkdir(posix.join(GROUPS_DIR, dir));
+    await this.fs.writeFileAtomic(posix.join(GROUPS_DIR, dir, GROUP_RECORD), encodeRecord(record));
+  }
+
+  removeGroup(dir: string): Promise<void> {
+    return this.fs.removeTree(posix.join(GROUPS_DIR, dir));
   }
 
   // ---- nodes ----

@@ -2,8 +2,18 @@ import { credentials, loadPackageDefinition, type Client, type ServiceError, Met
 import { loadSync } from '@grpc/proto-loader';
 import { CSI_PROTO, LOADER_OPTIONS } from '../../src/grpc/proto.js';
 
-type Call = (request?: object) => Promise<any>;
+/** Per-call options; without them a call gets the default 60 s deadline, as before. */
+export interface CallOptions {
+  /** Client deadline for this call, in ms from now. */
+  deadlineMs?: number;
+  /** Aborting it cancels the call (grpc `call.cancel()`): the client sees CANCELLED, the server a cancellation. */
+  signal?: AbortSignal;
+}
+
+type Call = (request?: object, options?: CallOptions) => Promise<any>;
 export type CsiClient = Record<string, Call> & { close(): void };
+
+const DEFAULT_DEADLINE_MS = 60_000;
 
 /** A plain grpc-js client of all three CSI services on one socket, with promise methods named like the RPCs. */
 export function csiClient(endpoint: string): CsiClient {
@@ -13,10 +23,19 @@ export function csiClient(endpoint: string): CsiClient {
   for (const client of clients) {
     for (const method of Object.keys(Object.getPrototypeOf(client))) {
       if (!/^[A-Z]/.test(method)) continue;
-      api[method] = (request = {}) =>
-        new Promise((resolve, reject) =>
-          (client as any)[method](request, new Metadata(), { deadline: Date.now() + 60_000 }, (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))),
-        );
+      api[method] = (request = {}, options: CallOptions = {}) =>
+        new Promise((resolve, reject) => {
+          const call = (client as any)[method](
+            request,
+            new Metadata(),
+            { deadline: Date.now() + (options.deadlineMs ?? DEFAULT_DEADLINE_MS) },
+            (err: ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)),
+          );
+          if (options.signal) {
+            if (options.signal.aborted) call.cancel();
+            else options.signal.addEventListener('abort', () => call.cancel(), { once: true });
+          }
+        });
     }
   }
   return Object.assign(api, { close: () => clients.forEach((c) => c.close()) }) as CsiClient;

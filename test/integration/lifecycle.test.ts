@@ -1,0 +1,358 @@
+// The life of one volume, told the way a cluster lives it: provisioned, attached to node-a, staged and
+// published for a pod, written to, measured, snapshotted, cloned, grown, and finally torn down and
+// deleted. Everything runs against a real sshd and real sshfs mounts; the driver is `tether-csi`
+// itself (dist/src/main.js) as a child process, spoken to over its CSI socket.
+//
+// File operations through a mount run as external commands with timeouts (tee, cat, ls), so a hung
+// FUSE request can never wedge the test process itself.
+import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { execa } from 'execa';
+import { startSshServer, type SshServer } from '../support/sshd.js';
+import { startDriver, type RunningDriver } from '../support/driver.js';
+import { csiClient, type CsiClient } from '../support/csi-client.js';
+
+const TEST_TIMEOUT_MS = 60_000;
+const HOOK_TIMEOUT_MS = 90_000;
+const CMD_TIMEOUT_MS = 15_000;
+const GiB = 1024 ** 3;
+
+let server: SshServer;
+let driver: RunningDriver;
+let csi: CsiClient;
+let work: string;
+/** Every (volume, staging, target) this file mounted, for cleanup even when a test fails half-way. */
+const staged = new Map<string, string>(); // staging path -> volume ID
+const published = new Map<string, string>(); // target path -> volume ID
+
+const mountCap = (mode: string, extra: Record<string, unknown> = {}) => ({ access_mode: { mode }, mount: { fs_type: '', mount_flags: [], ...extra } });
+/** Kubernetes sends SINGLE_NODE_MULTI_WRITER for ReadWriteOnce when the driver has that capability (tether does). */
+const RWO = mountCap('SINGLE_NODE_MULTI_WRITER');
+const uniq = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+const dirOf = (volumeId: string) => volumeId.slice(volumeId.indexOf('/') + 1);
+const onServer = (...parts: string[]) => join(server.root, ...parts);
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/** The call's gRPC error, which must have `code`. */
+async function failure(call: Promise<unknown>, code: status): Promise<ServiceError> {
+  const err = await call.then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  if (err === undefined) throw new Error(`expected gRPC status ${status[code]}, but the call succeeded`);
+  if (err.code !== code) throw new Error(`expected gRPC status ${status[code]}, got ${status[err.code] ?? err.code}: ${err.details}`);
+  return err;
+}
+
+async function sshfsMountsUnder(dir: string): Promise<string[]> {
+  const { stdout } = await execa('findmnt', ['-t', 'fuse.sshfs', '-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
+  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
+}
+
+async function mountsUnder(dir: string): Promise<string[]> {
+  const { stdout } = await execa('findmnt', ['-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
+  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
+}
+
+const write = (file: string, content: string) => execa('tee', [file], { input: content, timeout: CMD_TIMEOUT_MS, reject: false });
+const cat = (file: string) => execa('cat', [file], { timeout: CMD_TIMEOUT_MS, reject: false });
+const ls = async (dir: string) => String((await execa('ls', ['-A', dir], { timeout: CMD_TIMEOUT_MS })).stdout).split('\n').filter(Boolean);
+
+async function createVolume(name: string, extra: Record<string, unknown> = {}, cap = RWO) {
+  const res = await csi.CreateVolume({ name, volume_capabilities: [cap], capacity_range: { required_bytes: String(GiB) }, ...extra });
+  return res.volume.volume_id as string;
+}
+
+/** kubelet's part: it makes the staging directory; the driver makes the target directory. */
+async function stage(volumeId: string, name: string, cap = RWO): Promise<string> {
+  const staging = join(work, 'staging', name);
+  await mkdir(staging, { recursive: true });
+  staged.set(staging, volumeId);
+  await csi.NodeStageVolume({ volume_id: volumeId, staging_target_path: staging, volume_capability: cap });
+  return staging;
+}
+
+async function publish(volumeId: string, staging: string, name: string, opts: { readonly?: boolean; cap?: object } = {}): Promise<string> {
+  const target = join(work, 'pods', name, 'mount');
+  published.set(target, volumeId);
+  await csi.NodePublishVolume({ volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: opts.cap ?? RWO, readonly: Boolean(opts.readonly) });
+  return target;
+}
+
+async function unpublish(volumeId: string, target: string) {
+  await csi.NodeUnpublishVolume({ volume_id: volumeId, target_path: target });
+  published.delete(target);
+}
+
+async function unstage(volumeId: string, staging: string) {
+  await csi.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging });
+  staged.delete(staging);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'tether-lifecycle-'));
+  server = await startSshServer();
+  driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
+  csi = csiClient(driver.endpoint);
+  // kubelet registers the plugin: NodeGetInfo also registers node-a with the backend.
+  expect((await csi.NodeGetInfo({})).node_id).toBe('node-a');
+}, HOOK_TIMEOUT_MS);
+
+afterAll(async () => {
+  try {
+    // The driver's own teardown first, then a lazy unmount of anything it left under our paths.
+    for (const [target, id] of published) await csi?.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
+    for (const [staging, id] of staged) await csi?.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined);
+    if (work) for (const m of (await mountsUnder(work)).reverse()) await execa('umount', ['-l', m], { timeout: CMD_TIMEOUT_MS, reject: false });
+  } finally {
+    csi?.close();
+    await driver?.stop().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+    // Never recurse into a live mount.
+    if (work && (await mountsUnder(work)).length === 0) await rm(work, { recursive: true, force: true });
+  }
+}, HOOK_TIMEOUT_MS);
+
+describe('a volume from CreateVolume to DeleteVolume', () => {
+  const name = uniq('pvc-life');
+  let id: string;
+  let dir: string;
+  let staging: string;
+  let target: string;
+  let roTarget: string;
+  let snapshotId: string;
+  const extraVolumes: string[] = [];
+
+  afterAll(async () => {
+    for (const v of extraVolumes) await csi.DeleteVolume({ volume_id: v }).catch(() => undefined);
+    if (snapshotId) await csi.DeleteSnapshot({ snapshot_id: snapshotId }).catch(() => undefined);
+  }, HOOK_TIMEOUT_MS);
+
+  it('CreateVolume is idempotent by name; the same name with another size is ALREADY_EXISTS', async () => {
+    id = await createVolume(name);
+    dir = dirOf(id);
+    expect(await createVolume(name)).toBe(id);
+    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8'))).toMatchObject({ name, capacityBytes: GiB, publications: [] });
+    expect(await exists(onServer(dir, 'data'))).toBe(true);
+
+    const err = await failure(csi.CreateVolume({ name, volume_capabilities: [RWO], capacity_range: { required_bytes: String(2 * GiB) } }), status.ALREADY_EXISTS);
+    expect(err.details).toMatch(name);
+  }, TEST_TIMEOUT_MS);
+
+  it('ControllerPublish attaches it to node-a; NodeStage mounts it; NodePublish makes the target', async () => {
+    await csi.ControllerPublishVolume({ volume_id: id, node_id: 'node-a', volume_capability: RWO, readonly: false });
+    staging = await stage(id, name);
+    expect(await sshfsMountsUnder(staging)).toEqual([staging]);
+    target = await publish(id, staging, 'pod-1');
+    expect(await mountsUnder(target)).toEqual([target]);
+  }, TEST_TIMEOUT_MS);
+
+  it('the pod writes through the target and the file lands on the server under <root>/<dir>/data/', async () => {
+    const w = await write(join(target, 'hello.txt'), 'hello from pod-1\n');
+    expect(w.stderr).toBe('');
+    expect(w.exitCode).toBe(0);
+    expect(await readFile(onServer(dir, 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
+    expect((await cat(join(target, 'hello.txt'))).stdout).toBe('hello from pod-1');
+  }, TEST_TIMEOUT_MS);
+
+  it("the pod sees its data only: tether's volume.json is not in the target", async () => {
+    expect(await ls(target)).toEqual(['hello.txt']);
+    expect((await cat(join(target, 'volume.json'))).exitCode).not.toBe(0);
+    expect(await exists(onServer(dir, 'volume.json'))).toBe(true);
+  }, TEST_TIMEOUT_MS);
+
+  it('a read-only NodePublish at a second target reads the data and refuses writes (EROFS)', async () => {
+    roTarget = await publish(id, staging, 'pod-2', { readonly: true });
+    expect((await cat(join(roTarget, 'hello.txt'))).stdout).toBe('hello from pod-1');
+    const w = await write(join(roTarget, 'nope.txt'), 'x');
+    expect(w.exitCode).not.toBe(0);
+    expect(w.stderr).toMatch(/Read-only file system/);
+    expect(await exists(onServer(dir, 'data', 'nope.txt'))).toBe(false);
+  }, TEST_TIMEOUT_MS);
+
+  it('NodeGetVolumeStats reports BYTES and INODES usage and a healthy condition', async () => {
+    const stats = await csi.NodeGetVolumeStats({ volume_id: id, volume_path: target });
+    const units = (stats.usage as { unit: string }[]).map((u) => u.unit);
+    expect(units).toEqual(['BYTES', 'INODES']);
+    const bytes = stats.usage.find((u: { unit: string }) => u.unit === 'BYTES');
+    expect(Number(bytes.total)).toBeGreaterThan(0);
+    expect(Number(bytes.available)).toBeGreaterThan(0);
+    expect(Number(bytes.used)).toBeGreaterThanOrEqual(0);
+    expect(stats.volume_condition).toMatchObject({ abnormal: false });
+  }, TEST_TIMEOUT_MS);
+
+  it('ControllerGetVolume and ListVolumes show the volume published to [node-a]', async () => {
+    const got = await csi.ControllerGetVolume({ volume_id: id });
+    expect(got.volume.volume_id).toBe(id);
+    expect(got.status.published_node_ids).toEqual(['node-a']);
+    expect(got.status.volume_condition).toMatchObject({ abnormal: false });
+
+    const list = await csi.ListVolumes({});
+    const entry = list.entries.find((e: { volume: { volume_id: string } }) => e.volume.volume_id === id);
+    expect(entry).toBeDefined();
+    expect(entry.status.published_node_ids).toEqual(['node-a']);
+  }, TEST_TIMEOUT_MS);
+
+  it('a snapshot, restored into a new volume, holds the file', async () => {
+    const snap = await csi.CreateSnapshot({ name: uniq('snap-life'), source_volume_id: id });
+    snapshotId = snap.snapshot.snapshot_id;
+    expect(snap.snapshot).toMatchObject({ source_volume_id: id, ready_to_use: true });
+
+    const restored = await createVolume(uniq('pvc-restored'), { volume_content_source: { snapshot: { snapshot_id: snapshotId } } });
+    extraVolumes.push(restored);
+    expect(await readFile(onServer(dirOf(restored), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
+    expect((await csi.ControllerGetVolume({ volume_id: restored })).volume.content_source.snapshot.snapshot_id).toBe(snapshotId);
+  }, TEST_TIMEOUT_MS);
+
+  it('a clone of the volume holds the file', async () => {
+    const clone = await createVolume(uniq('pvc-clone'), { volume_content_source: { volume: { volume_id: id } } });
+    extraVolumes.push(clone);
+    expect(await readFile(onServer(dirOf(clone), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
+    expect(await exists(onServer(dirOf(clone), 'data', 'volume.json'))).toBe(false);
+  }, TEST_TIMEOUT_MS);
+
+  it('ControllerExpandVolume records the new size', async () => {
+    const res = await csi.ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: String(2 * GiB) }, volume_capability: RWO });
+    expect(res).toMatchObject({ capacity_bytes: String(2 * GiB), node_expansion_required: false });
+    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8')).capacityBytes).toBe(2 * GiB);
+    expect((await csi.ControllerGetVolume({ volume_id: id })).volume.capacity_bytes).toBe(String(2 * GiB));
+  }, TEST_TIMEOUT_MS);
+
+  it('DeleteVolume while published is FAILED_PRECONDITION and names node-a', async () => {
+    const err = await failure(csi.DeleteVolume({ volume_id: id }), status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/node-a/);
+    expect(await exists(onServer(dir, 'data', 'hello.txt'))).toBe(true);
+  }, TEST_TIMEOUT_MS);
+
+  it('teardown: NodeUnpublish removes the targets, NodeUnstage unmounts, nothing sshfs is left', async () => {
+    await unpublish(id, roTarget);
+    await unpublish(id, target);
+    expect(await exists(target)).toBe(false);
+    expect(await exists(roTarget)).toBe(false);
+    // Unpublishing again is fine (kubelet retries).
+    await csi.NodeUnpublishVolume({ volume_id: id, target_path: target });
+
+    await unstage(id, staging);
+    expect(await mountsUnder(staging)).toEqual([]);
+    await csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    expect(await sshfsMountsUnder(work)).toEqual([]);
+
+    await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' });
+    expect((await csi.ControllerGetVolume({ volume_id: id })).status.published_node_ids).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+
+  it('DeleteVolume removes <root>/<dir>; deleting again is OK', async () => {
+    await csi.DeleteVolume({ volume_id: id });
+    expect(await exists(onServer(dir))).toBe(false);
+    await csi.DeleteVolume({ volume_id: id });
+    await failure(csi.ControllerGetVolume({ volume_id: id }), status.NOT_FOUND);
+  }, TEST_TIMEOUT_MS);
+});
+
+describe('what DeleteVolume does with the data (onDelete)', () => {
+  it('onDelete=archive moves the directory under <root>/.archive/', async () => {
+    const id = await createVolume(uniq('pvc-archive'), { parameters: { onDelete: 'archive' } });
+    const dir = dirOf(id);
+    await writeFile(onServer(dir, 'data', 'keep.txt'), 'archived\n');
+
+    await csi.DeleteVolume({ volume_id: id });
+    expect(await exists(onServer(dir))).toBe(false);
+    const archived = (await readdir(onServer('.archive'))).filter((d) => d.startsWith(`${dir}-`));
+    expect(archived).toHaveLength(1);
+    expect(await readFile(onServer('.archive', archived[0]!, 'data', 'keep.txt'), 'utf8')).toBe('archived\n');
+    // Out of tether's sight: not listed, and deleting again is OK.
+    const list = await csi.ListVolumes({});
+    expect(list.entries.map((e: { volume: { volume_id: string } }) => e.volume.volume_id)).not.toContain(id);
+    await csi.DeleteVolume({ volume_id: id });
+  }, TEST_TIMEOUT_MS);
+
+  it('onDelete=retain keeps the data in place; the volume is gone for the CO', async () => {
+    const name = uniq('pvc-retain');
+    const id = await createVolume(name, { parameters: { onDelete: 'retain' } });
+    const dir = dirOf(id);
+    await writeFile(onServer(dir, 'data', 'keep.txt'), 'retained\n');
+
+    await csi.DeleteVolume({ volume_id: id });
+    expect(await readFile(onServer(dir, 'data', 'keep.txt'), 'utf8')).toBe('retained\n');
+    await failure(csi.ControllerGetVolume({ volume_id: id }), status.NOT_FOUND);
+    const list = await csi.ListVolumes({});
+    expect(list.entries.map((e: { volume: { volume_id: string } }) => e.volume.volume_id)).not.toContain(id);
+    await csi.DeleteVolume({ volume_id: id });
+    // The name is not silently reused on top of someone's retained data.
+    const err = await failure(csi.CreateVolume({ name, volume_capabilities: [RWO], parameters: { onDelete: 'retain' } }), status.ALREADY_EXISTS);
+    expect(err.details).toMatch(/retain/);
+    await rm(onServer(dir), { recursive: true, force: true });
+  }, TEST_TIMEOUT_MS);
+
+  it('ControllerModifyVolume switches onDelete: delete becomes retain', async () => {
+    const id = await createVolume(uniq('pvc-modify'));
+    const dir = dirOf(id);
+    await writeFile(onServer(dir, 'data', 'keep.txt'), 'saved by modify\n');
+
+    await csi.ControllerModifyVolume({ volume_id: id, mutable_parameters: { onDelete: 'retain' } });
+    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8')).onDelete).toBe('retain');
+
+    await csi.DeleteVolume({ volume_id: id });
+    expect(await readFile(onServer(dir, 'data', 'keep.txt'), 'utf8')).toBe('saved by modify\n');
+    await rm(onServer(dir), { recursive: true, force: true });
+  }, TEST_TIMEOUT_MS);
+});
+
+describe('SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)', () => {
+  it('a second NodePublish on the node is FAILED_PRECONDITION and its target dir is not created', async () => {
+    const SNSW = mountCap('SINGLE_NODE_SINGLE_WRITER');
+    const name = uniq('pvc-rwop');
+    const id = await createVolume(name, {}, SNSW);
+    await csi.ControllerPublishVolume({ volume_id: id, node_id: 'node-a', volume_capability: SNSW, readonly: false });
+    const staging = await stage(id, name, SNSW);
+    const first = await publish(id, staging, 'rwop-pod-1', { cap: SNSW });
+    expect(await mountsUnder(first)).toEqual([first]);
+
+    const second = join(work, 'pods', 'rwop-pod-2', 'mount');
+    published.set(second, id);
+    const err = await failure(
+      csi.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: second, volume_capability: SNSW, readonly: false }),
+      status.FAILED_PRECONDITION,
+    );
+    expect(err.details).toMatch(first);
+    expect(await exists(second)).toBe(false);
+    published.delete(second);
+
+    // The same request for the first target again is idempotent.
+    await csi.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: first, volume_capability: SNSW, readonly: false });
+
+    await unpublish(id, first);
+    await unstage(id, staging);
+    await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' });
+    await csi.DeleteVolume({ volume_id: id });
+    expect(await exists(onServer(dirOf(id)))).toBe(false);
+  }, TEST_TIMEOUT_MS);
+});
+
+describe('the controller keeps no state of its own', () => {
+  it('after a restart, ListVolumes still shows the volume and its publication (state is on the backend)', async () => {
+    const id = await createVolume(uniq('pvc-restart'));
+    try {
+      await csi.ControllerPublishVolume({ volume_id: id, node_id: 'node-a', volume_capability: RWO, readonly: false });
+
+      csi.close();
+      await driver.stop();
+      driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
+      csi = csiClient(driver.endpoint);
+
+      const list = await csi.ListVolumes({});
+      const entry = list.entries.find((e: { volume: { volume_id: string } }) => e.volume.volume_id === id);
+      expect(entry).toBeDefined();
+      expect(entry.volume.capacity_bytes).toBe(String(GiB));
+      expect(entry.status.published_node_ids).toEqual(['node-a']);
+      // And it still enforces what it recorded before the restart.
+      await failure(csi.DeleteVolume({ volume_id: id }), status.FAILED_PRECONDITION);
+    } finally {
+      await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' }).catch(() => undefined);
+      await csi.DeleteVolume({ volume_id: id }).catch(() => undefined);
+    }
+    expect(await exists(onServer(dirOf(id)))).toBe(false);
+  }, TEST_TIMEOUT_MS);
+});
