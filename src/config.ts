@@ -34,7 +34,7 @@ const sshfsBackend = z.object({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
       }
     }),
-});
+}).strict();
 
 const fileConfig = z
   .object({
@@ -91,7 +91,7 @@ export async function loadConfig(argv: string[]): Promise<Config> {
       },
     }) as { values: Record<string, string | undefined> });
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+    throw new ConfigError(`${(err as Error).message}; ${USAGE}`);
   }
   const endpoint = required(values.endpoint, '--endpoint');
   const socketPath = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice(5) : '';
@@ -152,6 +152,6 @@ export function parseConfigText(text: string, path = 'config'): z.infer<typeof f
 }
 
 function required(value: string | undefined, flag: string): string {
-  if (!value) throw new ConfigError(`${flag} is required\n${USAGE}`);
+  if (!value) throw new ConfigError(`${flag} is required; ${USAGE}`);
   return value;
 }

@@ -33,6 +33,8 @@ export interface MountSpec {
   args(target: string, secretDir: string): string[];
   /** Files the mount needs (keys, known_hosts), written 0600 into `secretDir` and removed at unmount. */
   secretFiles: Record<string, string | Buffer>;
+  /** Read-ahead to set on the mount's backing device (FUSE defaults to 128 KiB), if any. */
+  readAheadKb?: number;
 }
 
 export interface DirEntry {

@@ -30,15 +30,16 @@ const FLAGS = new Set([
 
 const CIPHERS = 'aes128-gcm@openssh.com|aes256-gcm@openssh.com|chacha20-poly1305@openssh.com|aes128-ctr|aes192-ctr|aes256-ctr';
 const KEX = 'curve25519-sha256|curve25519-sha256@libssh.org|sntrup761x25519-sha512@openssh.com|mlkem768x25519-sha256|ecdh-sha2-nistp256|ecdh-sha2-nistp384|ecdh-sha2-nistp521|diffie-hellman-group16-sha512|diffie-hellman-group18-sha512|diffie-hellman-group14-sha256';
-const list = (names: string) => new RegExp(`^(${names.replace(/\./g, '\\.')})(,(${names.replace(/\./g, '\\.')}))*$`);
+/** One algorithm name (sshfs splits options on commas, so there are no lists), optionally with ssh's ^ + - prefixes. */
+const algorithm = (names: string) => new RegExp(`^[-+^]?(${names.replace(/\./g, '\\.')})$`);
 const uint = (max: number) => ({ test: (v: string) => /^\d{1,10}$/.test(v) && Number(v) <= max });
 
 const VALUED: Record<string, { test(v: string): boolean }> = {
   ServerAliveInterval: uint(3600),
   ServerAliveCountMax: uint(100),
   ConnectTimeout: uint(600),
-  Ciphers: list(CIPHERS),
-  KexAlgorithms: list(KEX),
+  Ciphers: algorithm(CIPHERS),
+  KexAlgorithms: algorithm(KEX),
   Compression: /^(yes|no)$/,
   max_read: uint(1 << 20),
   max_write: uint(1 << 20),
@@ -68,9 +69,9 @@ export function checkSshfsOptions(options: readonly string[]): void {
     const eq = option.indexOf('=');
     const key = eq < 0 ? option : option.slice(0, eq);
     const value = eq < 0 ? undefined : option.slice(eq + 1);
-    if (value === undefined ? FLAGS.has(key) : VALUED[key]?.test(value)) continue;
+    if (value === undefined ? FLAGS.has(key) : Object.hasOwn(VALUED, key) && VALUED[key]!.test(value)) continue;
     const why =
-      key in VALUED
+      Object.hasOwn(VALUED, key)
         ? `the value "${value ?? ''}" is not allowed for ${key}`
         : `"${key}" is not on the allowlist (options that run programs or set identity and host-key trust are never accepted)`;
     throw invalid(`mount option "${option}": ${why}; allowed: ${[...FLAGS, ...Object.keys(VALUED).map((k) => `${k}=…`)].join(' ')}`);

@@ -22,7 +22,18 @@ export interface SshfsBackendConfig {
  * ServerAliveInterval wins, while identity and host-key trust are tether's alone (the allowlist
  * refuses them from users).
  */
-const DEFAULTS = ['reconnect', 'ServerAliveInterval=5', 'ServerAliveCountMax=3', 'ConnectTimeout=10'];
+const DEFAULTS = [
+  'reconnect',
+  'ServerAliveInterval=5',
+  'ServerAliveCountMax=3',
+  'ConnectTimeout=10',
+  // AES-GCM first, the rest of ssh's defaults after it ("^" prepends; one value, since sshfs splits
+  // options on commas): 20–35 % faster than the chacha20 default on AES-NI hardware.
+  'Ciphers=^aes128-gcm@openssh.com',
+];
+
+/** Sequential reads over sshfs run ~1.5× faster with 1 MiB of read-ahead than with FUSE's 128 KiB. */
+const READ_AHEAD_KB = 1024;
 
 /** Volumes on any SSH server: the controller works over SFTP, nodes mount with sshfs. */
 export class SshfsBackend implements Backend {
@@ -46,7 +57,7 @@ export class SshfsBackend implements Backend {
 
   mountSpec(dir: string, request: MountRequest): MountSpec {
     const { host, port, user, hostKey } = this.config;
-    const source = `${user}@${host}:${posix.join(this.config.path, dir)}`;
+    const source = `${user}@${host.includes(':') ? `[${host}]` : host}:${posix.join(this.config.path, dir)}`;
     const chosen = splitOptions([...request.flags, ...this.config.mountOptions]);
     const keys = new Set(chosen.map((o) => o.split('=')[0]));
     const options = [...chosen, ...DEFAULTS.filter((o) => !keys.has(o.split('=')[0]))];
@@ -74,6 +85,7 @@ export class SshfsBackend implements Backend {
         ].join(','),
       ],
       secretFiles: { id: this.privateKey, known_hosts: `${knownHost} ${hostKey}\n` },
+      readAheadKb: READ_AHEAD_KB,
     };
   }
 }

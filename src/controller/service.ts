@@ -119,7 +119,7 @@ export function controllerRpcs(backends: Backends, now = () => new Date()): Reco
               ? `its directory ${ref.dir} belongs to volume "${existing.name}"`
               : !fitsRange(existing.capacityBytes, req.capacity_range)
                 ? `it exists with ${existing.capacityBytes} bytes, outside the requested capacity range`
-                : existing.onDelete !== params.onDelete || (existing.parameters.backend ?? '') !== (req.parameters?.backend ?? '')
+                : (existing.parameters.backend ?? '') !== (req.parameters?.backend ?? '') // onDelete is mutable: no conflict
                   ? 'it exists with other parameters'
                   : (existing.contentSource?.id ?? '') !== (source?.id ?? '')
                     ? 'it exists with another content source'

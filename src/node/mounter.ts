@@ -46,6 +46,11 @@ export class Mounter {
     if (!entry || entry.fstype !== spec.fstype || !sourceMatches(entry, spec.source)) {
       throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstype} mount of ${spec.source}`);
     }
+    if (spec.readAheadKb) {
+      await writeFile(`/sys/class/bdi/${entry.device}/read_ahead_kb`, String(spec.readAheadKb)).catch((err: Error) =>
+        this.log.warn({ target, err: err.message }, 'could not raise read-ahead; reads will be slower'),
+      );
+    }
   }
 
   /** Bind-mounts `source` at `target`, read-only if asked (mount(8) remounts the bind read-only). */

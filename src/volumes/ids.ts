@@ -25,6 +25,7 @@ export function dirForName(name: string): string {
   const readable = name
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
     .replace(/^[^a-z0-9]+/, '')
     .slice(0, 40);
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);

@@ -17,8 +17,9 @@ class Interrupted extends Error {}
 const NAME = 'demo-volume';
 const CAPABILITY = { access_mode: { mode: 'SINGLE_NODE_WRITER' }, mount: {} };
 const began = Date.now();
-const ok = (text: string) => console.log(`   ✔ ${text}`);
-const note = (text: string) => console.log(`     ${text}`);
+const say = (text: string) => void (stopping || console.log(text)); // quiet once interrupted: the step under way may still finish
+const ok = (text: string) => say(`   ✔ ${text}`);
+const note = (text: string) => say(`     ${text}`);
 
 // ---- interruption and cleanup: whatever was started is undone, in reverse order ----
 const cleanups: Array<[string, () => Promise<unknown>]> = [];
@@ -39,11 +40,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 const within = <T>(ms: number, work: Promise<T>) =>
   Promise.race([work, sleep(ms, undefined, { ref: false }).then(() => Promise.reject(new Error(`no answer within ${ms / 1000} s`)))]);
 
-async function cleanup(): Promise<void> {
-  await within(15_000, inflight).catch(() => undefined); // let the step under way settle, so what it started is known
+/** Undoes everything; returns whether all of it went well. */
+async function cleanup(): Promise<boolean> {
+  await within(5_000, inflight).catch(() => undefined); // let the step under way settle, so what it started is known
+  let clean = true;
   for (const [what, undo] of cleanups.reverse()) {
-    await within(20_000, undo()).catch((err: Error) => console.log(`   ✘ cleanup: ${what}: ${err.message}`));
+    await within(20_000, undo()).catch((err: Error) => ((clean = false), console.log(`   ✘ ${what}: ${err.message}`)));
   }
+  return clean;
 }
 
 const isMounted = async (path: string) => (await execa('findmnt', ['-M', path], { reject: false })).exitCode === 0;
@@ -56,7 +60,7 @@ function unmountLeftovers(node: Node, volumeId: () => string) {
     if (id && (await isMounted(node.target))) await within(10_000, node.csi.NodeUnpublishVolume!({ volume_id: id, target_path: node.target })).catch(() => undefined);
     if (id && (await isMounted(node.staging))) await within(10_000, node.csi.NodeUnstageVolume!({ volume_id: id, staging_target_path: node.staging })).catch(() => undefined);
     for (const path of [node.target, node.staging]) {
-      while (await isMounted(path)) await execa('umount', ['-l', path], { reject: false });
+      for (let i = 0; i < 3 && (await isMounted(path)); i++) await execa('umount', ['-l', path], { reject: false });
     }
   };
 }
@@ -78,8 +82,8 @@ const describe = (err: unknown) => {
 };
 
 async function step(n: number, title: string, body: () => Promise<void>): Promise<void> {
-  current = `${n}. ${title}`;
-  console.log(`\n${current}`);
+  current = `${n} (${title})`;
+  console.log(`\n${n}. ${title}`);
   const work = body();
   inflight = work.catch(() => undefined);
   await Promise.race([work, interruption]);
@@ -132,14 +136,16 @@ async function main(): Promise<void> {
   };
 
   await step(1, 'Start an SSH server and two tether nodes on this machine', async () => {
-    server = await startSshServer();
-    cleanups.push(['stop the SSH server', () => server.stop()]);
-    ok(`SSH server with a /srv-like directory: ${server.user}@${server.host}:${server.port}:${server.root}`);
+    // Everything lives under one directory: the SSH server's and the drivers' own temp dirs too (they use os.tmpdir()).
     tmp = await mkdtemp(join(tmpdir(), 'tether-demo-'));
-    cleanups.push(['remove the temporary directories', async () => {
+    process.env.TMPDIR = tmp;
+    cleanups.push(['remove the temporary directory', async () => {
       if ((await readFile('/proc/self/mountinfo', 'utf8')).includes(` ${tmp}/`)) throw new Error(`${tmp} still holds mounts; left in place`);
       await rm(tmp, { recursive: true, force: true });
     }]);
+    server = await startSshServer();
+    cleanups.push(['stop the SSH server', () => server.stop()]);
+    ok(`SSH server with a /srv-like directory: ${server.user}@${server.host}:${server.port}:${server.root}`);
     a = await startNode('node-a', 'all');
     b = await startNode('node-b', 'node');
   });
@@ -189,19 +195,26 @@ async function main(): Promise<void> {
   });
 }
 
+console.log('tether demo: one SSH server, two nodes on this machine, one single-writer volume');
 let failure: unknown;
 try {
   await main();
 } catch (err) {
-  failure = err;
-  console.log(err instanceof Interrupted ? `   ✘ interrupted during step ${current}` : `   ✘ step ${current} failed\n     ${describe(err)}`);
+  if (!stopping) await sleep(200); // a driver hit by the same Ctrl-C may fail the call before our handler runs
+  failure = stopping ? new Interrupted() : err;
+  console.log(failure instanceof Interrupted ? `   ✘ interrupted during step ${current}` : `   ✘ step ${current} failed\n     ${describe(err)}`);
 }
-console.log(`\nCleaning up (${cleanups.map(([what]) => what.replace(/^\S+ /, '')).reverse().join(', ')})…`);
-await cleanup();
+console.log('\nCleaning up');
+let clean = await cleanup();
+const left = (await execa('findmnt', ['-n', '-t', 'fuse.sshfs', '-o', 'TARGET'], { reject: false })).stdout.split('\n').filter((m) => m.includes('/tether-demo-'));
+if (left.length) console.log(`   ✘ still mounted: ${left.join(' ')}`);
+clean &&= left.length === 0;
+if (clean) console.log('   ✔ stopped the tether nodes and the SSH server, removed the temporary directory; no sshfs mounts left');
 const seconds = ((Date.now() - began) / 1000).toFixed(1);
-if (failure === undefined) {
+if (failure === undefined && clean) {
   console.log(`\n✔ Done in ${seconds} s: one single-writer volume moved from node-a to node-b over real sshfs mounts, never on both at once.`);
   process.exit(0);
 }
-console.log(`\n✘ The demo ${failure instanceof Interrupted ? 'was interrupted' : 'failed'} after ${seconds} s; everything it started has been stopped.`);
+const what = failure === undefined ? 'could not clean up' : failure instanceof Interrupted ? 'was interrupted' : 'failed';
+console.log(`\n✘ The demo ${what} after ${seconds} s${clean ? '; everything it started has been stopped' : ''}.`);
 process.exit(failure instanceof Interrupted ? 130 : 1);

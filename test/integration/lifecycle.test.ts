@@ -12,7 +12,16 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
-import { csiClient, type CsiClient } from '../support/csi-client.js';
+import { csiClient } from '../support/csi-client.js';
+
+/** The CSI calls this file makes, typed as always present (csiClient builds them from the proto). */
+const RPCS = [
+  'NodeGetInfo', 'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ControllerGetVolume', 'ListVolumes',
+  'ControllerExpandVolume', 'ControllerModifyVolume', 'CreateSnapshot', 'DeleteSnapshot',
+  'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetVolumeStats',
+] as const;
+type Csi = { [rpc in (typeof RPCS)[number]]: (request?: object) => Promise<any> } & { close(): void };
+const connect = (endpoint: string) => csiClient(endpoint) as unknown as Csi;
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
@@ -21,7 +30,7 @@ const GiB = 1024 ** 3;
 
 let server: SshServer;
 let driver: RunningDriver;
-let csi: CsiClient;
+let csi: Csi;
 let work: string;
 /** Every (volume, staging, target) this file mounted, for cleanup even when a test fails half-way. */
 const staged = new Map<string, string>(); // staging path -> volume ID
@@ -95,7 +104,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tether-lifecycle-'));
   server = await startSshServer();
   driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
-  csi = csiClient(driver.endpoint);
+  csi = connect(driver.endpoint);
   // kubelet registers the plugin: NodeGetInfo also registers node-a with the backend.
   expect((await csi.NodeGetInfo({})).node_id).toBe('node-a');
 }, HOOK_TIMEOUT_MS);
@@ -180,6 +189,11 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
     expect(Number(bytes.total)).toBeGreaterThan(0);
     expect(Number(bytes.available)).toBeGreaterThan(0);
     expect(Number(bytes.used)).toBeGreaterThanOrEqual(0);
+    // The server's filesystem as a whole (a directory has no quota of its own): its inodes are in use.
+    const inodes = stats.usage.find((u: { unit: string }) => u.unit === 'INODES');
+    expect(Number(inodes.total)).toBeGreaterThan(0);
+    expect(Number(inodes.used)).toBeGreaterThan(0);
+    expect(Number(inodes.used) + Number(inodes.available)).toBeLessThanOrEqual(Number(inodes.total));
     expect(stats.volume_condition).toMatchObject({ abnormal: false });
   }, TEST_TIMEOUT_MS);
 
@@ -340,7 +354,7 @@ describe('the controller keeps no state of its own', () => {
       csi.close();
       await driver.stop();
       driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
-      csi = csiClient(driver.endpoint);
+      csi = connect(driver.endpoint);
 
       const list = await csi.ListVolumes({});
       const entry = list.entries.find((e: { volume: { volume_id: string } }) => e.volume.volume_id === id);

@@ -11,7 +11,18 @@ export interface CallOptions {
 }
 
 type Call = (request?: object, options?: CallOptions) => Promise<any>;
-export type CsiClient = Record<string, Call> & { close(): void };
+
+/** Every RPC of the Identity, Controller and Node services of CSI v1.12. */
+export const CSI_METHODS = [
+  'GetPluginInfo', 'GetPluginCapabilities', 'Probe',
+  'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ValidateVolumeCapabilities', 'ListVolumes',
+  'GetCapacity', 'ControllerGetCapabilities', 'CreateSnapshot', 'DeleteSnapshot', 'ListSnapshots', 'GetSnapshot',
+  'ControllerExpandVolume', 'ControllerGetVolume', 'ControllerModifyVolume',
+  'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetVolumeStats', 'NodeExpandVolume',
+  'NodeGetCapabilities', 'NodeGetInfo',
+] as const;
+export type CsiMethod = (typeof CSI_METHODS)[number];
+export type CsiClient = Record<string, Call> & Record<CsiMethod, Call> & { close(): void };
 
 const DEFAULT_DEADLINE_MS = 60_000;
 

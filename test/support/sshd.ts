@@ -93,16 +93,22 @@ export async function startSshServer(opts: { port?: number } = {}): Promise<SshS
   let listener: ResultPromise<{ stdio: 'ignore'; reject: false }> | undefined;
   let removed = false;
 
+  // Ready when this sshd has logged that it listens (so a stale listener on the port cannot
+  // fool us; sshd -E appends, so only the log written since this start counts) and a TCP
+  // connect succeeds.
   const start = async (): Promise<void> => {
+    const logStart = (await readLog(logFile)).length;
     const proc = execa(SSHD, ['-D', '-f', configFile, '-E', logFile], { stdio: 'ignore', reject: false });
     listener = proc;
     let exited = false;
     void proc.then(() => (exited = true));
+    const listening = `Server listening on ${HOST} port ${port}.`;
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!(await canConnect(port))) {
+    while (!((await readLog(logFile)).includes(listening, logStart) && (await canConnect(port)))) {
       if (exited || Date.now() > deadline) {
         await killListener();
-        throw new Error(`sshd did not listen on ${HOST}:${port}:\n${await logTail(logFile)}`);
+        const tail = (await readLog(logFile)).split('\n').slice(-20).join('\n');
+        throw new Error(`sshd did not listen on ${HOST}:${port}:\n${tail}`);
       }
       await sleep(20);
     }
@@ -229,7 +235,6 @@ async function waitGone(pids: number[]): Promise<void> {
   }
 }
 
-async function logTail(logFile: string): Promise<string> {
-  const log = await readFile(logFile, 'utf8').catch(() => '(no log)');
-  return log.split('\n').slice(-20).join('\n');
+function readLog(logFile: string): Promise<string> {
+  return readFile(logFile, 'utf8').catch(() => '');
 }

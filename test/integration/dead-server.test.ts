@@ -1,0 +1,249 @@
+// "The server dies at 3 a.m.": a volume is created, staged and published (driver --mode all, real
+// sshd, real sshfs), then its SSH server is killed (a) or frozen with SIGSTOP (b). The node must keep
+// answering: NodeGetVolumeStats reports the volume abnormal within seconds, Probe stays fast, other
+// volumes are not held up, and NodeUnpublish/NodeUnstage finish in bounded time without touching the data.
+//
+// Nothing in this process touches a dead mount directly: every check of a mount path runs as an
+// external command with a timeout (findmnt, cat), so a hung FUSE request can never wedge the test.
+import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ServiceError } from '@grpc/grpc-js';
+import { execa } from 'execa';
+import { startSshServer, type SshServer } from '../support/sshd.js';
+import { backendConfig, startDriver, type RunningDriver } from '../support/driver.js';
+import { csiClient, type CsiClient } from '../support/csi-client.js';
+
+const CMD_TIMEOUT_MS = 10_000;
+/** The bound asked of NodeUnpublishVolume and NodeUnstageVolume on a dead or hung server. */
+const TEARDOWN_BOUND_MS = 40_000;
+/** "within ~10 s": NodeGetVolumeStats must report a dead or hung server this fast. */
+const STATS_BOUND_MS = 10_000;
+const PROBE_BOUND_MS = 1_000;
+const MOUNT_OPTIONS = ['ServerAliveInterval=2', 'ServerAliveCountMax=2'];
+
+const CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+
+let serverA: SshServer | undefined;
+let serverB: SshServer | undefined;
+let driver: RunningDriver | undefined;
+let client: CsiClient | undefined;
+let work: string;
+
+/** Measured times, printed at the end (they go into the docs). */
+const times: Record<string, number> = {};
+
+function api(): CsiClient {
+  if (!client) throw new Error('driver not started');
+  return client;
+}
+
+/** Runs `fn`, returns its result or gRPC error and how long it took. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: ServiceError; ms: number }> {
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    return { value, ms: Math.round(performance.now() - t0) };
+  } catch (err) {
+    return { error: err as ServiceError, ms: Math.round(performance.now() - t0) };
+  }
+}
+
+async function isMounted(path: string): Promise<boolean> {
+  const { exitCode } = await execa('findmnt', ['-n', '--mountpoint', path], { timeout: CMD_TIMEOUT_MS, reject: false });
+  return exitCode === 0;
+}
+
+/** Every mount point at or below `dir`, deepest first (from the mount table only: nothing is stat'ed). */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const { stdout } = await execa('findmnt', ['-rn', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
+  return stdout
+    .split('\n')
+    .map((t) => t.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))))
+    .filter((t) => t === dir || t.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Lazily unmounts anything left below `dir`; returns true if nothing is left. */
+async function forceUnmountUnder(dir: string): Promise<boolean> {
+  for (const target of await mountsUnder(dir)) {
+    await execa('umount', ['-l', '--no-canonicalize', target], { timeout: CMD_TIMEOUT_MS, reject: false });
+  }
+  return (await mountsUnder(dir)).length === 0;
+}
+
+async function createVolume(name: string, backend: string): Promise<string> {
+  const res = await api().CreateVolume({ name, volume_capabilities: [CAPABILITY], parameters: { backend }, capacity_range: { required_bytes: '1048576' } });
+  return res.volume.volume_id as string;
+}
+
+/** Stages and publishes `id` under the work dir; returns the paths. */
+async function stageAndPublish(id: string, tag: string): Promise<{ staging: string; target: string }> {
+  const staging = join(work, `staging-${tag}`);
+  const target = join(work, `target-${tag}`);
+  await api().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY });
+  await api().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, readonly: false });
+  expect(await isMounted(staging)).toBe(true);
+  expect(await isMounted(target)).toBe(true);
+  return { staging, target };
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'tether-dead-server-'));
+  serverA = await startSshServer();
+  serverB = await startSshServer();
+  driver = await startDriver(serverA, {
+    mode: 'all',
+    mountOptions: MOUNT_OPTIONS,
+    extraConfig: { backends: [backendConfig(serverA, 'box', MOUNT_OPTIONS), backendConfig(serverB, 'box2', MOUNT_OPTIONS)] },
+  });
+  client = csiClient(driver.endpoint);
+}, 60_000);
+
+afterAll(async () => {
+  // Thaw before anything else: a frozen server would hang every later step.
+  await serverA?.thaw().catch(() => undefined);
+  await serverB?.thaw().catch(() => undefined);
+  client?.close();
+  const clean = work !== undefined && (await forceUnmountUnder(work));
+  await driver?.stop().catch(() => undefined);
+  await serverA?.stop().catch(() => undefined);
+  await serverB?.stop().catch(() => undefined);
+  // Never recurse into a live mount.
+  if (clean) await rm(work, { recursive: true, force: true });
+  if (Object.keys(times).length) console.log(`dead-server times (ms): ${JSON.stringify(times)}`);
+}, 60_000);
+
+describe('the server dies at 3 a.m.', () => {
+  it('(a) killed server: stats abnormal fast, Probe fast, unpublish/unstage bounded and clean, data untouched, restage after restart', async () => {
+    const server = serverA!;
+    const id = await createVolume('dead-kill', 'box');
+    const { staging, target } = await stageAndPublish(id, 'kill');
+    await writeFile(join(target, 'precious.txt'), 'written before the crash\n');
+    const onServer = join(server.root, 'dead-kill', 'data', 'precious.txt');
+    expect(await readFile(onServer, 'utf8')).toBe('written before the crash\n');
+
+    await server.kill();
+
+    // Stats and Probe together: Probe must not wait behind the stats call.
+    const statsCall = timed(() => api().NodeGetVolumeStats({ volume_id: id, volume_path: target }, { deadlineMs: 30_000 }));
+    const probe = await timed(() => api().Probe({}, { deadlineMs: 5_000 }));
+    const stats = await statsCall;
+    times['kill.stats'] = stats.ms;
+    times['kill.probe'] = probe.ms;
+    expect(stats.error).toBeUndefined();
+    expect(stats.value.volume_condition.abnormal).toBe(true);
+    expect(stats.value.volume_condition.message).toMatch(/\S/);
+    expect(stats.ms).toBeLessThan(STATS_BOUND_MS);
+    expect(probe.error).toBeUndefined();
+    expect(probe.value.ready.value).toBe(true);
+    expect(probe.ms).toBeLessThan(PROBE_BOUND_MS);
+
+    const unpublish = await timed(() => api().NodeUnpublishVolume({ volume_id: id, target_path: target }, { deadlineMs: 60_000 }));
+    times['kill.unpublish'] = unpublish.ms;
+    expect(unpublish.error).toBeUndefined();
+    expect(unpublish.ms).toBeLessThan(TEARDOWN_BOUND_MS);
+    expect(await isMounted(target)).toBe(false);
+
+    const unstage = await timed(() => api().NodeUnstageVolume({ volume_id: id, staging_target_path: staging }, { deadlineMs: 60_000 }));
+    times['kill.unstage'] = unstage.ms;
+    expect(unstage.error).toBeUndefined();
+    expect(unstage.ms).toBeLessThan(TEARDOWN_BOUND_MS);
+    expect(await isMounted(staging)).toBe(false);
+    expect(await mountsUnder(work)).toEqual([]);
+
+    // The files on the server are exactly as they were.
+    expect(await readFile(onServer, 'utf8')).toBe('written before the crash\n');
+    await access(join(server.root, 'dead-kill', 'volume.json'));
+
+    // The server comes back: a new stage works and sees the data.
+    await server.restart();
+    const restage = await timed(() => api().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY }));
+    times['kill.restage-after-restart'] = restage.ms;
+    expect(restage.error).toBeUndefined();
+    expect(await isMounted(staging)).toBe(true);
+    const cat = await execa('cat', [join(staging, 'data', 'precious.txt')], { timeout: CMD_TIMEOUT_MS, reject: false });
+    expect(cat.stdout).toBe('written before the crash');
+    const healthy = await api().NodeGetVolumeStats({ volume_id: id, volume_path: staging });
+    expect(healthy.volume_condition.abnormal).toBe(false);
+    await api().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    expect(await isMounted(staging)).toBe(false);
+  }, 120_000);
+
+  it('(b) frozen server: stats abnormal and bounded, Probe fast, other server\'s volume unaffected, unpublish/unstage bounded', async () => {
+    const server = serverA!;
+    const frozenId = await createVolume('dead-freeze', 'box');
+    const otherId = await createVolume('alive-other', 'box2');
+    const frozen = await stageAndPublish(frozenId, 'freeze');
+    const other = await stageAndPublish(otherId, 'other');
+    await writeFile(join(frozen.target, 'precious.txt'), 'written before the hang\n'); // also warms the session up
+    await writeFile(join(other.target, 'other.txt'), 'other server\n');
+    const onServer = join(server.root, 'dead-freeze', 'data', 'precious.txt');
+
+    await server.freeze();
+    try {
+      let statsSettled = false;
+      const statsCall = timed(() => api().NodeGetVolumeStats({ volume_id: frozenId, volume_path: frozen.target }, { deadlineMs: 60_000 })).finally(() => (statsSettled = true));
+      await sleep(500);
+      const probe = await timed(() => api().Probe({}, { deadlineMs: 5_000 }));
+      const probeWhilePending = !statsSettled;
+      const otherStats = await timed(() => api().NodeGetVolumeStats({ volume_id: otherId, volume_path: other.target }, { deadlineMs: 30_000 }));
+      const otherWhilePending = !statsSettled;
+      const stats = await statsCall;
+      times['freeze.stats'] = stats.ms;
+      times['freeze.probe-while-stats-pending'] = probe.ms;
+      times['freeze.other-volume-stats'] = otherStats.ms;
+
+      expect(probeWhilePending).toBe(true); // the hung stats call really was in flight
+      expect(probe.error).toBeUndefined();
+      expect(probe.value.ready.value).toBe(true);
+      expect(probe.ms).toBeLessThan(PROBE_BOUND_MS);
+
+      expect(otherWhilePending).toBe(true);
+      expect(otherStats.error).toBeUndefined();
+      expect(otherStats.value.volume_condition.abnormal).toBe(false);
+      expect(otherStats.value.usage.length).toBe(2);
+      expect(otherStats.ms).toBeLessThan(5_000);
+
+      expect(stats.error).toBeUndefined();
+      expect(stats.value.volume_condition.abnormal).toBe(true);
+      expect(stats.value.volume_condition.message).toMatch(/\S/);
+      expect(stats.ms).toBeLessThan(STATS_BOUND_MS);
+
+      const unpublish = await timed(() => api().NodeUnpublishVolume({ volume_id: frozenId, target_path: frozen.target }, { deadlineMs: 60_000 }));
+      times['freeze.unpublish'] = unpublish.ms;
+      expect(unpublish.error).toBeUndefined();
+      expect(unpublish.ms).toBeLessThan(TEARDOWN_BOUND_MS);
+      expect(await isMounted(frozen.target)).toBe(false);
+
+      const unstage = await timed(() => api().NodeUnstageVolume({ volume_id: frozenId, staging_target_path: frozen.staging }, { deadlineMs: 60_000 }));
+      times['freeze.unstage'] = unstage.ms;
+      expect(unstage.error).toBeUndefined();
+      expect(unstage.ms).toBeLessThan(TEARDOWN_BOUND_MS);
+      expect(await isMounted(frozen.staging)).toBe(false);
+
+      // Still frozen: the other server's volume answers as before.
+      const otherAgain = await timed(() => api().NodeGetVolumeStats({ volume_id: otherId, volume_path: other.target }, { deadlineMs: 30_000 }));
+      times['freeze.other-volume-stats-after-teardown'] = otherAgain.ms;
+      expect(otherAgain.value?.volume_condition.abnormal).toBe(false);
+      const otherCat = await execa('cat', [join(other.target, 'other.txt')], { timeout: CMD_TIMEOUT_MS, reject: false });
+      expect(otherCat.stdout).toBe('other server');
+
+      // The data is on the server's disk, untouched (read locally: sshd being frozen does not matter).
+      expect(await readFile(onServer, 'utf8')).toBe('written before the hang\n');
+      await access(join(server.root, 'dead-freeze', 'volume.json'));
+    } finally {
+      await server.thaw();
+    }
+
+    // Thawed: the volume can be staged again; then tear everything down the normal way.
+    const restage = await timed(() => api().NodeStageVolume({ volume_id: frozenId, staging_target_path: frozen.staging, volume_capability: CAPABILITY }));
+    times['freeze.restage-after-thaw'] = restage.ms;
+    expect(restage.error).toBeUndefined();
+    await api().NodeUnstageVolume({ volume_id: frozenId, staging_target_path: frozen.staging });
+    await api().NodeUnpublishVolume({ volume_id: otherId, target_path: other.target });
+    await api().NodeUnstageVolume({ volume_id: otherId, staging_target_path: other.staging });
+    expect(await mountsUnder(work)).toEqual([]);
+  }, 180_000);
+});

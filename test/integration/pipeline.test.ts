@@ -1,0 +1,349 @@
+// The request pipeline every RPC goes through (src/grpc/pipeline.ts): validate → lock → handle bounded
+// by deadline and cancel → map errors → one log line → metrics. Exercised against the real driver, a
+// real sshd and real sshfs; a hung backend is a real sshd frozen with SIGSTOP.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { credentials, loadPackageDefinition, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { execa } from 'execa';
+import { CSI_PROTO, LOADER_OPTIONS } from '../../src/grpc/proto.js';
+import { freePort, startSshServer, type SshServer } from '../support/sshd.js';
+import { startDriver, type RunningDriver } from '../support/driver.js';
+import { CSI_METHODS, csiClient, type CsiClient } from '../support/csi-client.js';
+
+const CMD_TIMEOUT_MS = 10_000;
+const CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const SECRET = 'hunter2-SECRET';
+
+let server: SshServer | undefined;
+let driver: RunningDriver | undefined;
+let client: CsiClient | undefined;
+let metricsUrl: string;
+let work: string;
+
+function api(): CsiClient {
+  if (!client) throw new Error('driver not started');
+  return client;
+}
+
+const rand = () => randomBytes(4).toString('hex');
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: ServiceError; ms: number }> {
+  const t0 = performance.now();
+  try {
+    return { value: await fn(), ms: Math.round(performance.now() - t0) };
+  } catch (err) {
+    return { error: err as ServiceError, ms: Math.round(performance.now() - t0) };
+  }
+}
+
+/** The gRPC error of a call that must fail. */
+async function failure(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as ServiceError;
+  }
+  throw new Error('the call succeeded but was expected to fail');
+}
+
+const createRequest = (name: string, extra: object = {}) => ({ name, volume_capabilities: [CAPABILITY], capacity_range: { required_bytes: '1048576' }, ...extra });
+
+/** The driver's JSON log lines from character offset `from` on. */
+function logLines(from = 0): Record<string, any>[] {
+  return driver!
+    .logs()
+    .slice(from)
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+/** Waits (bounded) until `predicate` holds for the log lines from `from` on: lines travel through a pipe. */
+async function waitForLogs(from: number, predicate: (lines: Record<string, any>[]) => boolean, ms = 3000): Promise<Record<string, any>[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const lines = logLines(from);
+    if (predicate(lines) || Date.now() > deadline) return lines;
+    await sleep(25);
+  }
+}
+
+/** Freezes the server for the duration of `fn`, and always thaws it. */
+async function whileFrozen<T>(fn: () => Promise<T>): Promise<T> {
+  await server!.freeze();
+  try {
+    return await fn();
+  } finally {
+    await server!.thaw();
+  }
+}
+
+async function mountsUnder(dir: string): Promise<string[]> {
+  const { stdout } = await execa('findmnt', ['-rn', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
+  return stdout
+    .split('\n')
+    .filter((t) => t === dir || t.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'tether-pipeline-'));
+  server = await startSshServer();
+  const port = await freePort();
+  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  driver = await startDriver(server, { mode: 'all', metricsAddress: `127.0.0.1:${port}` });
+  client = csiClient(driver.endpoint);
+  // Warm up the controller's SFTP session, so a later freeze hangs an established connection.
+  await api().CreateVolume(createRequest('warm-up'));
+}, 60_000);
+
+afterAll(async () => {
+  await server?.thaw().catch(() => undefined);
+  client?.close();
+  let clean = true;
+  if (work !== undefined) {
+    for (const target of await mountsUnder(work)) await execa('umount', ['-l', '--no-canonicalize', target], { timeout: CMD_TIMEOUT_MS, reject: false });
+    clean = (await mountsUnder(work)).length === 0;
+  }
+  await driver?.stop().catch(() => undefined);
+  await server?.stop().catch(() => undefined);
+  if (work !== undefined && clean) await rm(work, { recursive: true, force: true });
+}, 60_000);
+
+describe('request pipeline', () => {
+  it('(a) validates a request before looking anything up: random IDs with missing fields get INVALID_ARGUMENT', async () => {
+    const randomId = `no-such-volume-${rand()}`;
+    const publish = await failure(api().NodePublishVolume({ volume_id: randomId, staging_target_path: join(work, 'st'), volume_capability: CAPABILITY }));
+    expect(publish.code).toBe(status.INVALID_ARGUMENT);
+    expect(publish.details).toMatch(/target_path/);
+
+    const stage = await failure(api().NodeStageVolume({ volume_id: randomId, staging_target_path: join(work, 'st') }));
+    expect(stage.code).toBe(status.INVALID_ARGUMENT);
+    expect(stage.details).toMatch(/volume_capability/);
+
+    const unpublish = await failure(api().NodeUnpublishVolume({ volume_id: randomId }));
+    expect(unpublish.code).toBe(status.INVALID_ARGUMENT);
+    expect(unpublish.details).toMatch(/target_path/);
+
+    const stats = await failure(api().NodeGetVolumeStats({ volume_id: randomId }));
+    expect(stats.code).toBe(status.INVALID_ARGUMENT);
+
+    const create = await failure(api().CreateVolume({ volume_capabilities: [CAPABILITY] }));
+    expect(create.code).toBe(status.INVALID_ARGUMENT);
+    expect(create.details).toMatch(/name/);
+
+    // The same random ID with every field present passes validation and is then not found.
+    const complete = await failure(api().NodePublishVolume({ volume_id: randomId, staging_target_path: join(work, 'st'), target_path: join(work, 'tg'), volume_capability: CAPABILITY }));
+    expect(complete.code).toBe(status.NOT_FOUND);
+  }, 30_000);
+
+  it('(b) a second call on a volume while the first hangs gets ABORTED naming the operation in progress', async () => {
+    const name = `stuck-b-${rand()}`;
+    await whileFrozen(async () => {
+      const first = timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 5_000 }));
+      await sleep(500);
+      const second = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 5_000 }));
+      expect(second.error?.code).toBe(status.ABORTED);
+      expect(second.error?.details).toMatch(/CreateVolume is already in progress/);
+      expect(second.ms).toBeLessThan(1_000);
+
+      // Any operation on the same volume is turned away the same way.
+      const del = await failure(api().DeleteVolume({ volume_id: `box/${name}` }, { deadlineMs: 5_000 }));
+      expect(del.code).toBe(status.ABORTED);
+      expect(del.details).toMatch(/CreateVolume is already in progress/);
+
+      // Validation still comes first, and needs no backend: instant even on a hung server.
+      const invalid = await timed(() => api().CreateVolume({ name, volume_capabilities: [] }, { deadlineMs: 5_000 }));
+      expect(invalid.error?.code).toBe(status.INVALID_ARGUMENT);
+      expect(invalid.ms).toBeLessThan(1_000);
+
+      const hung = await first;
+      expect(hung.error?.code).toBe(status.DEADLINE_EXCEEDED);
+    });
+    // Thawed: the volume can be made.
+    const done = await api().CreateVolume(createRequest(name), { deadlineMs: 30_000 });
+    expect(done.volume.volume_id).toBe(`box/${name}`);
+  }, 60_000);
+
+  it('(c) the lock is released when the deadline passes: the retry is not ABORTED, and succeeds after thaw', async () => {
+    const name = `stuck-c-${rand()}`;
+    const t: number[] = [];
+    await whileFrozen(async () => {
+      const first = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 2_000 }));
+      expect(first.error?.code).toBe(status.DEADLINE_EXCEEDED);
+      t.push(first.ms);
+      const again = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 2_000 }));
+      expect(again.error?.code).not.toBe(status.ABORTED);
+      expect(again.error?.code).toBe(status.DEADLINE_EXCEEDED);
+      t.push(again.ms);
+    });
+    const done = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 30_000 }));
+    expect(done.error).toBeUndefined();
+    expect(done.value.volume.volume_id).toBe(`box/${name}`);
+    console.log(`pipeline (c): deadline-bounded calls on a frozen server took ${t.join(' and ')} ms; the retry after thaw ${done.ms} ms`);
+  }, 60_000);
+
+  it('(d) the lock is released when the client cancels: the retry is not ABORTED, and succeeds after thaw', async () => {
+    const name = `stuck-d-${rand()}`;
+    const from = driver!.logs().length;
+    await whileFrozen(async () => {
+      const cancel = new AbortController();
+      const call = timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 30_000, signal: cancel.signal }));
+      await sleep(1_000);
+      cancel.abort();
+      const cancelled = await call;
+      expect(cancelled.error?.code).toBe(status.CANCELLED);
+      expect(cancelled.ms).toBeLessThan(2_000);
+      // The server saw the cancellation: its log line for the call says so.
+      const lines = await waitForLogs(from, (ls) => ls.some((l) => l.method === 'CreateVolume' && l.code === 'CANCELLED'));
+      expect(lines.filter((l) => l.method === 'CreateVolume' && l.code === 'CANCELLED' && l.req?.name === name)).toHaveLength(1);
+
+      const again = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 2_000 }));
+      expect(again.error?.code).not.toBe(status.ABORTED);
+      expect(again.error?.code).toBe(status.DEADLINE_EXCEEDED);
+    });
+    const done = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 30_000 }));
+    expect(done.error).toBeUndefined();
+    expect(done.value.volume.volume_id).toBe(`box/${name}`);
+  }, 60_000);
+
+  it('(e) secrets are never logged: values become [redacted]', async () => {
+    const from = driver!.logs().length;
+    const secrets = { password: SECRET, token: `${SECRET}-2` };
+    const name = `secret-e-${rand()}`;
+    const created = await api().CreateVolume(createRequest(name, { secrets }));
+    const id = created.volume.volume_id as string;
+    const staging = join(work, `staging-${name}`);
+    const target = join(work, `target-${name}`);
+    try {
+      await api().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY, secrets });
+      await api().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, secrets });
+      // Failing calls log at warn, with the request: redacted too.
+      const missing = await failure(api().NodeStageVolume({ volume_id: `box/missing-${rand()}`, staging_target_path: join(work, `staging-missing-${rand()}`), volume_capability: CAPABILITY, secrets }));
+      expect(missing.code).toBe(status.NOT_FOUND);
+      const bad = await failure(api().CreateVolume({ name: `bad-${rand()}`, volume_capabilities: [CAPABILITY], parameters: { nope: 'x' }, secrets }));
+      expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    } finally {
+      await api().NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
+      await api().NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined);
+    }
+    await api().DeleteVolume({ volume_id: id, secrets });
+    const lines = await waitForLogs(from, (ls) => ls.filter((l) => l.code !== undefined).length >= 7);
+    const withSecrets = lines.filter((l) => Object.keys(l.req?.secrets ?? {}).length > 0);
+    expect(withSecrets.length).toBeGreaterThanOrEqual(6);
+    for (const line of withSecrets) expect(line.req.secrets).toEqual({ password: '[redacted]', token: '[redacted]' });
+    expect(driver!.logs().slice(from)).toContain('[redacted]');
+    expect(driver!.logs()).not.toContain(SECRET);
+    expect(driver!.logs()).not.toContain('hunter2');
+  }, 60_000);
+
+  it('(f) every call logs exactly one JSON line with its method and status code', async () => {
+    const from = driver!.logs().length;
+    const name = `log-f-${rand()}`;
+    const calls: [string, () => Promise<unknown>, string][] = [
+      ['Probe', () => api().Probe(), 'OK'],
+      ['GetPluginInfo', () => api().GetPluginInfo(), 'OK'],
+      ['CreateVolume', () => api().CreateVolume(createRequest(name)), 'OK'],
+      ['CreateVolume', () => api().CreateVolume(createRequest(name, { capacity_range: { required_bytes: '2097152', limit_bytes: '2097152' } })), 'ALREADY_EXISTS'],
+      ['NodeGetVolumeStats', () => api().NodeGetVolumeStats({ volume_id: `box/${name}`, volume_path: join(work, 'nowhere') }), 'NOT_FOUND'],
+      ['NodeUnstageVolume', () => api().NodeUnstageVolume({ volume_id: `box/${name}` }), 'INVALID_ARGUMENT'],
+      ['ListVolumes', () => api().ListVolumes(), 'OK'],
+      ['DeleteVolume', () => api().DeleteVolume({ volume_id: `box/${name}` }), 'OK'],
+    ];
+    for (const [, call] of calls) await call().catch(() => undefined);
+    const lines = await waitForLogs(from, (ls) => ls.filter((l) => l.code !== undefined).length >= calls.length);
+    const callLines = lines.filter((l) => l.code !== undefined);
+    expect(callLines.map((l) => [l.method, l.code])).toEqual(calls.map(([method, , code]) => [method, code]));
+    for (const line of callLines) {
+      expect(typeof line.ms).toBe('number');
+      expect(typeof line.msg).toBe('string');
+      expect(line.req).toBeDefined();
+      if (line.code !== 'OK') expect(line.error).toMatch(/\S/);
+    }
+  }, 30_000);
+
+  it('(g) serves Prometheus metrics: calls by method and code, errors by code, latency buckets', async () => {
+    const name = `metrics-g-${rand()}`;
+    await api().CreateVolume(createRequest(name));
+    await api().CreateVolume(createRequest(name));
+    await failure(api().CreateVolume({ name: `bad-${rand()}`, volume_capabilities: [CAPABILITY], parameters: { nope: 'x' } }));
+    await failure(api().NodeGetVolumeStats({ volume_id: `box/${name}`, volume_path: join(work, 'nowhere') }));
+    await api().DeleteVolume({ volume_id: `box/${name}` });
+
+    const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/^tether_csi_calls_total\{method="CreateVolume",code="OK"\} (\d+)$/m)).toBeGreaterThanOrEqual(2);
+    expect(value(/^tether_csi_calls_total\{method="CreateVolume",code="INVALID_ARGUMENT"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^tether_csi_errors_total\{method="CreateVolume",code="INVALID_ARGUMENT"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^tether_csi_errors_total\{method="NodeGetVolumeStats",code="NOT_FOUND"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(text).not.toMatch(/^tether_csi_errors_total\{[^}]*code="OK"\}/m);
+    // Earlier tests' hung calls are counted too.
+    expect(value(/^tether_csi_errors_total\{method="CreateVolume",code="ABORTED"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^tether_csi_call_duration_seconds_bucket\{le="0\.005",method="CreateVolume"\} \d+$/m);
+    expect(text).toMatch(/^tether_csi_call_duration_seconds_bucket\{le="\+Inf",method="CreateVolume"\} \d+$/m);
+    expect(value(/^tether_csi_call_duration_seconds_count\{method="CreateVolume"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    expect(text).toMatch(/^tether_csi_call_duration_seconds_sum\{method="CreateVolume"\} [\d.e+-]+$/m);
+    expect(text).toMatch(/^tether_process_cpu_seconds_total /m);
+
+    const notFound = await fetch(metricsUrl.replace(/\/metrics$/, '/other'), { signal: AbortSignal.timeout(5_000) });
+    expect(notFound.status).toBe(404);
+  }, 30_000);
+
+  it('(h) every Identity, Controller, Node and GroupController RPC is implemented; services tether does not serve answer UNIMPLEMENTED', async () => {
+    // Empty requests: each answers through its own handler (OK or a validation error), never UNIMPLEMENTED.
+    for (const method of CSI_METHODS) {
+      const code = await api()[method]({}, { deadlineMs: 10_000 }).then(
+        () => status.OK,
+        (err: ServiceError) => err.code,
+      );
+      expect([method, code]).not.toEqual([method, status.UNIMPLEMENTED]);
+    }
+    const pkg = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as any;
+    const unary = (service: string, method: string, endpoint = driver!.endpoint) =>
+      new Promise<{ code: number; details?: string; res?: any }>((resolve) => {
+        const c = new pkg.csi.v1[service](endpoint, credentials.createInsecure());
+        c[method]({}, new Metadata(), { deadline: Date.now() + 10_000 }, (err: ServiceError | null, res: unknown) => {
+          c.close();
+          resolve(err ? { code: err.code, details: err.details } : { code: status.OK, res });
+        });
+      });
+    const groupCaps = await unary('GroupController', 'GroupControllerGetCapabilities');
+    expect(groupCaps.code).toBe(status.OK);
+    expect(groupCaps.res.capabilities.map((c: any) => c.rpc.type)).toContain('CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT');
+
+    // SnapshotMetadata (server-streaming) is not served at all: grpc-js answers UNIMPLEMENTED itself.
+    const metadata = await new Promise<number>((resolve) => {
+      const c = new pkg.csi.v1.SnapshotMetadata(driver!.endpoint, credentials.createInsecure());
+      const stream = c.GetMetadataAllocated({}, new Metadata(), { deadline: Date.now() + 10_000 });
+      stream.on('data', () => undefined);
+      stream.on('error', (err: ServiceError) => {
+        c.close();
+        resolve(err.code);
+      });
+      stream.on('end', () => {
+        c.close();
+        resolve(status.OK);
+      });
+    });
+    expect(metadata).toBe(status.UNIMPLEMENTED);
+
+    // A node-only plugin serves neither Controller nor GroupController.
+    const nodeOnly = await startDriver(server!, { mode: 'node', nodeId: 'node-h' });
+    try {
+      expect((await unary('Controller', 'CreateVolume', nodeOnly.endpoint)).code).toBe(status.UNIMPLEMENTED);
+      expect((await unary('GroupController', 'GroupControllerGetCapabilities', nodeOnly.endpoint)).code).toBe(status.UNIMPLEMENTED);
+      expect((await unary('Node', 'NodeGetCapabilities', nodeOnly.endpoint)).code).toBe(status.OK);
+      const caps = await unary('Identity', 'GetPluginCapabilities', nodeOnly.endpoint);
+      expect(caps.res.capabilities.some((c: any) => c.service?.type === 'CONTROLLER_SERVICE')).toBe(false);
+    } finally {
+      await nodeOnly.stop();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,71 @@
+// src/grpc/errors.ts: whatever a handler throws becomes a CsiError with the right code and a one-line message.
+import { status } from '@grpc/grpc-js';
+import { aborted, CsiError, invalid, notFound, toCsiError } from '../../src/grpc/errors.js';
+
+const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+
+describe('toCsiError', () => {
+  test.each<[string, CsiError]>([
+    ['INVALID_ARGUMENT', invalid('bad name')],
+    ['NOT_FOUND', notFound('no volume')],
+    ['ABORTED', aborted('busy')],
+    ['a CsiError built directly', new CsiError(status.RESOURCE_EXHAUSTED, 'full')],
+  ])('a CsiError (%s) is passed through as is', (_, err) => {
+    expect(toCsiError(err)).toBe(err);
+  });
+
+  test.each<[string]>([['ECONNREFUSED'], ['ECONNRESET'], ['EHOSTUNREACH'], ['ENETUNREACH'], ['ETIMEDOUT'], ['EPIPE'], ['ENOTCONN'], ['EIO'], ['ESTALE']])(
+    'an error with code %s → UNAVAILABLE, keeping its message',
+    (code) => {
+      const err = toCsiError(withCode(`connect ${code} 10.0.0.5:22`, code));
+      expect(status[err.code]).toBe('UNAVAILABLE');
+      expect(err.message).toBe(`connect ${code} 10.0.0.5:22`);
+    },
+  );
+
+  test.each<[string, unknown]>([
+    ['ssh2 client-timeout', Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' })],
+    ['ssh2 client-socket', Object.assign(new Error('read ECONNRESET'), { level: 'client-socket' })],
+  ])('%s → UNAVAILABLE', (_, err) => {
+    expect(status[toCsiError(err).code]).toBe('UNAVAILABLE');
+  });
+
+  test.each<[string, unknown, string]>([
+    ['a plain Error', new Error('something broke'), 'something broke'],
+    ['ENOENT is not transient', withCode('ENOENT: no such file', 'ENOENT'), 'ENOENT: no such file'],
+    ['EACCES is not transient', withCode('EACCES: permission denied', 'EACCES'), 'EACCES: permission denied'],
+    ['a numeric code (SFTP status) is not transient', Object.assign(new Error('Failure'), { code: 4 }), 'Failure'],
+    ['ssh2 client-authentication is not transient', Object.assign(new Error('All configured authentication methods failed'), { level: 'client-authentication' }), 'All configured authentication methods failed'],
+    ['a TypeError', new TypeError("Cannot read properties of undefined (reading 'x')"), "Cannot read properties of undefined (reading 'x')"],
+    ['a thrown string', 'just a string', 'just a string'],
+    ['a thrown number', 42, '42'],
+    ['undefined', undefined, 'undefined'],
+    ['null', null, 'null'],
+  ])('%s → INTERNAL', (_, thrown, message) => {
+    const err = toCsiError(thrown);
+    expect(err).toBeInstanceOf(CsiError);
+    expect(status[err.code]).toBe('INTERNAL');
+    expect(err.message).toBe(message);
+  });
+
+  test.each<[string, Error, string, string]>([
+    ['a multi-line message', new Error('sshfs failed\nread: Connection reset by peer\nmore'), 'sshfs failed', 'INTERNAL'],
+    ['a multi-line transient message', withCode('connect failed\n    at Socket.connect (net.js:1:1)', 'ECONNREFUSED'), 'connect failed', 'UNAVAILABLE'],
+  ])('%s keeps only its first line, no stack (%s)', (_, thrown, firstLine, code) => {
+    const err = toCsiError(thrown);
+    expect(status[err.code]).toBe(code);
+    expect(err.message).toBe(firstLine);
+    expect(err.message).not.toContain('\n');
+    expect(err.message).not.toMatch(/\bat .*:\d+:\d+/);
+  });
+
+  test('a very long first line is cut to 500 characters', () => {
+    expect(toCsiError(new Error('x'.repeat(2000))).message).toHaveLength(500);
+  });
+
+  test('the stack of the original error is not in the message', () => {
+    const original = new Error('boom');
+    expect(toCsiError(original).message).toBe('boom');
+    expect(toCsiError(original).message).not.toContain(original.stack!.split('\n')[1]!.trim());
+  });
+});

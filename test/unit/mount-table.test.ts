@@ -1,0 +1,148 @@
+// src/node/mount-table.ts: reading `findmnt --list --json --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN`.
+import { isReadOnly, mountAt, parseFindmnt, sameDevice, sourceMatches, type MountEntry } from '../../src/node/mount-table.js';
+
+const STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/0f3c/globalmount';
+const POD_A = '/var/lib/kubelet/pods/1111-aaaa/volumes/kubernetes.io~csi/pvc-1/mount';
+const POD_B = '/var/lib/kubelet/pods/2222-bbbb/volumes/kubernetes.io~csi/pvc-1/mount';
+
+/** As util-linux 2.38 prints it: a staged sshfs volume, two bind mounts of it, one of a subdirectory. */
+const FINDMNT = `{
+   "filesystems": [
+      {
+         "target": "/",
+         "source": "/dev/sda1",
+         "fstype": "ext4",
+         "options": "rw,relatime,errors=remount-ro",
+         "maj:min": "8:1"
+      },{
+         "target": "/proc",
+         "source": "proc",
+         "fstype": "proc",
+         "options": "rw,nosuid,nodev,noexec,relatime",
+         "maj:min": "0:21"
+      },{
+         "target": "/var/lib/kubelet",
+         "source": "/dev/sda1[/var/lib/kubelet]",
+         "fstype": "ext4",
+         "options": "rw,relatime,errors=remount-ro",
+         "maj:min": "8:1"
+      },{
+         "target": "${STAGING}",
+         "source": "root@127.0.0.1:/srv/x",
+         "fstype": "fuse.sshfs",
+         "options": "rw,nosuid,nodev,relatime,user_id=0,group_id=0,allow_other",
+         "maj:min": "0:52"
+      },{
+         "target": "${POD_A}",
+         "source": "root@127.0.0.1:/srv/x",
+         "fstype": "fuse.sshfs",
+         "options": "ro,nosuid,nodev,relatime,user_id=0,group_id=0,allow_other",
+         "maj:min": "0:52"
+      },{
+         "target": "${POD_B}",
+         "source": "root@127.0.0.1:/srv/x[/data]",
+         "fstype": "fuse.sshfs",
+         "options": "rw,nosuid,nodev,relatime,user_id=0,group_id=0,allow_other",
+         "maj:min": "0:52"
+      },{
+         "target": "/mnt/stacked",
+         "source": "tmpfs",
+         "fstype": "tmpfs",
+         "options": "rw,relatime",
+         "maj:min": "0:60"
+      },{
+         "target": "/mnt/stacked",
+         "source": "root@127.0.0.1:/srv/y",
+         "fstype": "fuse.sshfs",
+         "options": "rw,relatime,user_id=0,group_id=0",
+         "maj:min": "0:61"
+      },{
+         "target": "/mnt/odd",
+         "source": null,
+         "fstype": "none",
+         "options": null,
+         "maj:min": null
+      }
+   ]
+}`;
+
+const table = parseFindmnt(FINDMNT);
+
+describe('parseFindmnt', () => {
+  test('reads every row', () => {
+    expect(table).toHaveLength(9);
+  });
+
+  test.each<[number, MountEntry]>([
+    [3, { target: STAGING, source: 'root@127.0.0.1:/srv/x', fstype: 'fuse.sshfs', options: ['rw', 'nosuid', 'nodev', 'relatime', 'user_id=0', 'group_id=0', 'allow_other'], device: '0:52' }],
+    [5, { target: POD_B, source: 'root@127.0.0.1:/srv/x[/data]', fstype: 'fuse.sshfs', options: ['rw', 'nosuid', 'nodev', 'relatime', 'user_id=0', 'group_id=0', 'allow_other'], device: '0:52' }],
+    [0, { target: '/', source: '/dev/sda1', fstype: 'ext4', options: ['rw', 'relatime', 'errors=remount-ro'], device: '8:1' }],
+  ])('row %d', (index, entry) => {
+    expect(table[index]).toEqual(entry);
+  });
+
+  test('null columns become empty strings', () => {
+    expect(table[8]).toMatchObject({ target: '/mnt/odd', source: '', fstype: 'none', device: '' });
+  });
+
+  test.each<[string, string]>([
+    ['no filesystems', '{}'],
+    ['an empty list', '{"filesystems": []}'],
+  ])('%s → an empty table', (_, json) => {
+    expect(parseFindmnt(json)).toEqual([]);
+  });
+
+  test('not JSON → throws', () => {
+    expect(() => parseFindmnt('findmnt: can not find')).toThrow();
+  });
+});
+
+describe('mountAt', () => {
+  test.each<[string, string, string | undefined]>([
+    ['the staged mount', STAGING, 'root@127.0.0.1:/srv/x'],
+    ['a bind mount', POD_A, 'root@127.0.0.1:/srv/x'],
+    ['the topmost of stacked mounts', '/mnt/stacked', 'root@127.0.0.1:/srv/y'],
+    ['not a mount point', '/var/lib/kubelet/pods', undefined],
+    ['a parent of a mount point', '/mnt', undefined],
+    ['a trailing slash is another path', `${STAGING}/`, undefined],
+  ])('%s', (_, path, source) => {
+    expect(mountAt(table, path)?.source).toBe(source);
+  });
+});
+
+describe('sameDevice', () => {
+  test.each<[string, string, string, string[]]>([
+    ['bind mounts of the staged volume', '0:52', STAGING, [POD_A, POD_B]],
+    ['from a pod: the staging mount and the other pod', '0:52', POD_A, [STAGING, POD_B]],
+    ['the root disk and its bind mount', '8:1', '/', ['/var/lib/kubelet']],
+    ['a device nobody else mounts', '0:61', '/mnt/stacked', []],
+    ['an unknown device', '0:99', '', []],
+  ])('%s', (_, device, except, targets) => {
+    expect(sameDevice(table, device, except).map((m) => m.target)).toEqual(targets);
+  });
+});
+
+describe('isReadOnly', () => {
+  test.each<[string, boolean]>([
+    [POD_A, true],
+    [POD_B, false],
+    ['/', false], // errors=remount-ro is not ro
+  ])('%s → %s', (target, ro) => {
+    expect(isReadOnly(mountAt(table, target)!)).toBe(ro);
+  });
+});
+
+describe('sourceMatches', () => {
+  test.each<[string, string, boolean]>([
+    [STAGING, 'root@127.0.0.1:/srv/x', true],
+    [POD_B, 'root@127.0.0.1:/srv/x', true], // bind mount of a subdirectory: source[/data]
+    [POD_B, 'root@127.0.0.1:/srv/x[/data]', true],
+    [STAGING, 'root@127.0.0.1:/srv/xy', false],
+    [STAGING, 'root@127.0.0.1:/srv', false], // a prefix that is not followed by "[" is another directory
+    [POD_B, 'root@127.0.0.1:/srv', false],
+    [STAGING, 'root@127.0.0.2:/srv/x', false],
+    [STAGING, '', false],
+  ])('%s against %j → %s', (target, source, matches) => {
+    expect(sourceMatches(mountAt(table, target)!, source)).toBe(matches);
+  });
+});

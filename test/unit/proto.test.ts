@@ -1,0 +1,29 @@
+// proto/csi.proto must be the CSI v1.12.0 spec, byte for byte.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** sha256 of csi.proto as released in container-storage-interface/spec v1.12.0. */
+const CSI_V1_12_0_SHA256 = '5b81236a3809f3ff0b877ff9b82215d0b74a8e291d7f3ec6ee1a44f537c0f86a';
+
+// This file runs from dist/test/unit/.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ours = path.join(repoRoot, 'proto/csi.proto');
+const shared = path.resolve(repoRoot, '../shared/spec/csi.proto');
+
+describe('proto/csi.proto', () => {
+  test('is the v1.12.0 spec (sha256)', () => {
+    expect(createHash('sha256').update(readFileSync(ours)).digest('hex')).toBe(CSI_V1_12_0_SHA256);
+  });
+
+  test('declares version 1.12.0 content: csi.v1 with the 19 secret fields', () => {
+    const text = readFileSync(ours, 'utf8');
+    expect(text).toMatch(/^package csi\.v1;$/m);
+    expect(text.match(/\(csi_secret\) = true/g)).toHaveLength(19);
+  });
+
+  (existsSync(shared) ? test : test.skip)('is byte-identical to ../shared/spec/csi.proto', () => {
+    expect(readFileSync(ours).equals(readFileSync(shared))).toBe(true);
+  });
+});

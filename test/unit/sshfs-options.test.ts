@@ -1,0 +1,116 @@
+// src/backends/sshfs-options.ts: the allowlist of sshfs/ssh options users may set.
+import { checkSshfsOptions, splitOptions } from '../../src/backends/sshfs-options.js';
+import { codeName, csiError } from './csi-error.js';
+
+describe('splitOptions', () => {
+  test.each<[string[], string[]]>([
+    [[], []],
+    [['reconnect'], ['reconnect']],
+    [['reconnect,noatime', 'ro'], ['reconnect', 'noatime', 'ro']],
+    [[' reconnect , noatime ', ',,'], ['reconnect', 'noatime']],
+    [['uid=1000,gid=1000'], ['uid=1000', 'gid=1000']],
+  ])('%j → %j', (options, split) => {
+    expect(splitOptions(options)).toEqual(split);
+  });
+});
+
+describe('checkSshfsOptions', () => {
+  test.each<[string[]]>([
+    [[]],
+    [['reconnect']],
+    [['ro']],
+    [['rw']],
+    [['noatime', 'nodiratime', 'relatime']],
+    [['noexec,nosuid,nodev']],
+    [['kernel_cache', 'auto_cache', 'noauto_cache', 'direct_io', 'follow_symlinks', 'transform_symlinks']],
+    [['no_readahead', 'sync_readdir', 'disable_hardlink', 'delay_connect']],
+    [['ServerAliveInterval=15', 'ServerAliveCountMax=3', 'ConnectTimeout=10']],
+    [['ServerAliveInterval=0']],
+    [['ServerAliveInterval=3600']],
+    [['Ciphers=aes128-gcm@openssh.com']],
+    [['Ciphers=chacha20-poly1305@openssh.com']],
+    [['Ciphers=aes256-gcm@openssh.com']],
+    [['Ciphers=^aes128-gcm@openssh.com']],
+    [['Ciphers=+aes256-ctr']],
+    [['Ciphers=-chacha20-poly1305@openssh.com']],
+    [['KexAlgorithms=^mlkem768x25519-sha256']],
+    [['KexAlgorithms=curve25519-sha256']],
+    [['KexAlgorithms=sntrup761x25519-sha512@openssh.com']],
+    [['KexAlgorithms=curve25519-sha256@libssh.org']],
+    [['Compression=yes']],
+    [['Compression=no']],
+    [['max_read=65536', 'max_write=1048576', 'max_conns=4']],
+    [['cache=yes', 'cache_timeout=20', 'dir_cache=no', 'dcache_timeout=60']],
+    [['idmap=user', 'uid=1000', 'gid=1000', 'umask=0022']],
+    [['umask=077']],
+    [['umask=7']],
+    [['workaround=rename']],
+    [['workaround=rename:truncate:buflimit']],
+    [[' reconnect ', 'noatime,,']],
+  ])('accepts %j', (options) => {
+    expect(() => checkSshfsOptions(options)).not.toThrow();
+  });
+
+  test.each<[string, string[], string]>([
+    // options that run programs
+    ['ssh_command', ['ssh_command=/bin/sh -c id'], 'ssh_command'],
+    ['ssh_command without a value', ['ssh_command'], 'ssh_command'],
+    ['ProxyCommand', ['ProxyCommand=nc evil 22'], 'ProxyCommand'],
+    ['ProxyCommand in another case', ['proxycommand=nc evil 22'], 'proxycommand'],
+    ['ProxyJump', ['ProxyJump=evil'], 'ProxyJump'],
+    ['LocalCommand', ['LocalCommand=touch /tmp/x'], 'LocalCommand'],
+    ['PermitLocalCommand', ['PermitLocalCommand=yes'], 'PermitLocalCommand'],
+    ['sftp_server', ['sftp_server=/usr/bin/evil'], 'sftp_server'],
+    ['directport', ['directport=2222'], 'directport'],
+    ['passive', ['passive'], 'passive'],
+    ['slave', ['slave'], 'slave'],
+    ['password_stdin', ['password_stdin'], 'password_stdin'],
+    ['ssh_protocol', ['ssh_protocol=1'], 'ssh_protocol'],
+    ['ssh_protocol as a flag', ['ssh_protocol'], 'ssh_protocol'],
+    // options that carry identity and host-key trust (tether's own)
+    ['IdentityFile', ['IdentityFile=/root/.ssh/id_rsa'], 'IdentityFile'],
+    ['UserKnownHostsFile', ['UserKnownHostsFile=/dev/null'], 'UserKnownHostsFile'],
+    ['StrictHostKeyChecking=no', ['StrictHostKeyChecking=no'], 'StrictHostKeyChecking'],
+    ['StrictHostKeyChecking=yes (still tether\'s)', ['StrictHostKeyChecking=yes'], 'StrictHostKeyChecking'],
+    ['allow_other', ['allow_other'], 'allow_other'],
+    // one bad item in a comma-joined list, or in a later array element
+    ['a bad item after a good one', ['reconnect,ProxyCommand=x'], 'ProxyCommand'],
+    ['a bad item before a good one', ['IdentityFile=/k,reconnect'], 'IdentityFile'],
+    ['a bad array element after good ones', ['reconnect', 'noatime', 'LocalCommand=x'], 'LocalCommand'],
+    ['an ssh -o smuggled in an item', ['reconnect -o ProxyCommand=x'], 'reconnect -o ProxyCommand=x'],
+    // allowed keys with values outside their rule
+    ['Ciphers=none', ['Ciphers=none'], 'none'],
+    ['a weak cipher', ['Ciphers=aes128-cbc'], 'aes128-cbc'],
+    // the comma separates mount options (sshfs splits -o on it too), so a second cipher is an option of its own
+    ['Ciphers with a second, comma-separated cipher', ['Ciphers=aes128-ctr,aes256-ctr'], 'aes256-ctr'],
+    ['a cipher matching only if "." were a regex wildcard', ['Ciphers=aes128-gcm@opensshXcom'], 'aes128-gcm@opensshXcom'],
+    ['a weak cipher behind a + prefix', ['Ciphers=+aes128-cbc'], '+aes128-cbc'],
+    ['two prefixes', ['Ciphers=^^aes128-ctr'], '^^aes128-ctr'],
+    ['a prefix alone', ['Ciphers=^'], 'Ciphers=^'],
+    ['a weak kex', ['KexAlgorithms=diffie-hellman-group1-sha1'], 'diffie-hellman-group1-sha1'],
+    ['ServerAliveInterval=-1', ['ServerAliveInterval=-1'], '-1'],
+    ['ServerAliveInterval too large', ['ServerAliveInterval=3601'], '3601'],
+    ['ServerAliveInterval empty', ['ServerAliveInterval='], 'ServerAliveInterval'],
+    ['ServerAliveInterval as a flag', ['ServerAliveInterval'], 'ServerAliveInterval'],
+    ['ServerAliveCountMax not a number', ['ServerAliveCountMax=3x'], '3x'],
+    ['ConnectTimeout in hex', ['ConnectTimeout=0x10'], '0x10'],
+    ['umask=999', ['umask=999'], '999'],
+    ['umask too long', ['umask=00022'], '00022'],
+    ['Compression=maybe', ['Compression=maybe'], 'maybe'],
+    ['max_conns above 16', ['max_conns=17'], '17'],
+    ['idmap=file (reads a map file)', ['idmap=file'], 'file'],
+    ['uid negative', ['uid=-1'], '-1'],
+    ['workaround unknown', ['workaround=rename:evil'], 'rename:evil'],
+    ['a flag given a value', ['reconnect=yes'], 'reconnect'],
+    ['ro given a value', ['ro=1'], 'ro'],
+    ['an empty key', ['=x'], '=x'],
+  ])('refuses %s with INVALID_ARGUMENT', (_, options, named) => {
+    const err = csiError(() => checkSshfsOptions(options));
+    expect(codeName(err)).toBe('INVALID_ARGUMENT');
+    expect(err.message).toContain(named);
+  });
+
+  test.each<[string]>([['constructor=x'], ['__proto__=x'], ['toString=1']])('refuses %s with INVALID_ARGUMENT', (option) => {
+    expect(codeName(csiError(() => checkSshfsOptions([option])))).toBe('INVALID_ARGUMENT');
+  });
+});
