@@ -3,12 +3,15 @@
 //
 //   mount        raw `sshfs` with its defaults            vs  NodeStageVolume (the whole RPC)
 //   write/read   dd through a raw default sshfs mount     vs  dd through tether's published target path
-//   small files  1000 × 4 KiB writeFile through each      (sequential, one Node loop)
+//   small files  F × 4 KiB writeFile through each         (sequential, one Node loop)
 //   controller   CreateVolume+DeleteVolume pairs/s        vs  the same directory work over one ssh2 SFTP
-//                (sequential and 8 in flight)                 session in this process (the protocol's floor)
+//                (sequential and 8 in flight)                 session in this process (the protocol's floor),
+//                                                             without and with the fsync tether does
 //
-// Each metric is the median (min–max) of N runs; raw and tether alternate within a run (and swap who
-// goes first every run) so both see the same machine. Ratios are tether / baseline, of the medians.
+// Each metric is the median (min–max) of N runs; ratios are tether / baseline, of the medians. The
+// machine is shared (2 vCPUs, often other jobs), so the two sides are interleaved as finely as the
+// metric allows: both mounts are up at once, dd alternates raw/tether, small files and controller
+// pairs run in chunks that alternate between the sides, and who goes first swaps every time.
 // No timed unit tests: this script is how tether's speed is shown.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -31,7 +34,7 @@ function option(name: string, fallback: number): number {
   }
   return value;
 }
-const RUNS = option('runs', 5);
+const RUNS = option('runs', 7);
 const SIZE_MIB = option('size-mib', 512);
 const FILES = option('files', 1000);
 const PAIRS = option('pairs', 200); // CreateVolume+DeleteVolume pairs per controller sample
@@ -84,6 +87,8 @@ const ctlSeq = metric('controller seq', 'Create+DeleteVolume, sequential', 'pair
 const ctlSeqSync = metric('controller seq', 'Create+DeleteVolume, sequential', 'pairs/s', 'raw SFTP+fsync', true);
 const ctlPar = metric(`controller ${CONCURRENCY}`, `Create+DeleteVolume, ${CONCURRENCY} in flight`, 'pairs/s', 'raw SFTP', true);
 const ctlParSync = metric(`controller ${CONCURRENCY}`, `Create+DeleteVolume, ${CONCURRENCY} in flight`, 'pairs/s', 'raw SFTP+fsync', true);
+ctlSeqSync.tether = ctlSeq.tether;
+ctlParSync.tether = ctlPar.tether;
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const cell = (xs: number[]) => (xs.length ? `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})` : 'n/a');
@@ -163,19 +168,23 @@ const rawUnmount = (mnt: string) => run('fusermount3', ['-u', mnt]);
 const ddWrite = (file: string) => run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${SIZE_MIB}`, 'conv=fsync']);
 const ddRead = (file: string) => run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M']);
 
-async function ioSample(root: string, sample: { write: number[]; read: number[]; small: number[] }): Promise<void> {
-  const file = join(root, 'seq.bin');
-  await run('sync', []);
-  sample.write.push(SIZE_MIB / ((await timed(() => ddWrite(file))) / 1000));
-  await dropCaches('3');
-  sample.read.push(SIZE_MIB / ((await timed(() => ddRead(file))) / 1000));
-  await rm(file);
-  const dir = join(root, 'small');
-  await mkdir(dir);
-  const t = await timed(async () => {
-    for (let i = 0; i < FILES; i++) await writeFile(join(dir, `f${String(i).padStart(5, '0')}`), FILE_4K);
-  });
-  sample.small.push(FILES / (t / 1000));
+const ddSeconds = async (work: () => Promise<unknown>) => (await timed(work)) / 1000;
+
+/** `order(k, xs)`: xs, rotated by k, so every side is first as often as the others. */
+const order = <T>(k: number, xs: T[]): T[] => xs.map((_, i) => xs[(i + k) % xs.length]!);
+
+/** Runs `total` items in chunks of `chunk`, alternating the sides per chunk; returns each side's total ms. */
+async function interleaved(total: number, chunk: number, sides: Array<(from: number, to: number) => Promise<unknown>>): Promise<number[]> {
+  const ms = sides.map(() => 0);
+  for (let from = 0, k = 0; from < total; from += chunk, k++) {
+    const to = Math.min(total, from + chunk);
+    for (const i of order(k, sides.map((_, i) => i))) ms[i]! += await timed(() => sides[i]!(from, to));
+  }
+  return ms;
+}
+
+async function writeSmallFiles(dir: string, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i++) await writeFile(join(dir, `f${String(i).padStart(5, '0')}`), FILE_4K);
 }
 
 // ---- controller: tether vs the bare SFTP work ----
@@ -278,7 +287,7 @@ async function main(): Promise<void> {
   cleanups.push(['stop tether', () => driver.stop()]);
   const csi = csiClient(driver.endpoint);
   cleanups.push(['close the CSI client', async () => csi.close()]);
-  cleanups.push(['unmount leftovers', () => unmountAll(work)]); // runs first: before tether and sshd stop
+  cleanups.push(['unmount leftovers', () => unmountAll(work)]); // before tether and sshd stop
 
   const { client, sftp } = await sftpConnect(server, await readFile(server.clientKeyFile));
   cleanups.push(['close the SFTP session', async () => client.end()]);
@@ -330,69 +339,62 @@ async function main(): Promise<void> {
     await rawPairSync(`warm-${i}`);
   }
 
-  const raws = { write: writeRate.raw, read: readRate.raw, small: smallRate.raw };
-  const tethers = { write: writeRate.tether, read: readRate.tether, small: smallRate.tether };
+  const CHUNK_FILES = 50;
+  const CHUNK_PAIRS = 40;
+  const rate = (count: number, ms: number) => count / (ms / 1000);
 
   for (let r = 0; r < RUNS; r++) {
-    const sides: Array<() => Promise<void>> = [
-      async () => {
-        mountMs.raw.push(await timed(() => rawMount(raw, rawDir, rawMnt)));
-        try {
-          await ioSample(rawMnt, raws);
-        } finally {
-          await rawUnmount(rawMnt);
-        }
-        await rm(join(rawDir, 'small'), { recursive: true, force: true }); // on the server's disk, not through sshfs
-      },
-      async () => {
-        mountMs.tether.push(await timed(stage));
-        try {
-          await publish();
-          try {
-            await ioSample(target, tethers);
-          } finally {
-            await unpublish();
-          }
-        } finally {
-          await unstage();
-        }
-        await rm(join(volumeDataOnServer, 'small'), { recursive: true, force: true });
-      },
-      // unique names leave negative dentries that slow later mkdirs: drop the dentry cache before each sample
-      async () => {
-        await dropCaches('2');
-        ctlSeq.raw.push(PAIRS / ((await pool(PAIRS, 1, (i) => rawPair(`s${r}-${i}`))) / 1000));
-      },
-      async () => {
-        await dropCaches('2');
-        ctlSeq.tether.push(PAIRS / ((await pool(PAIRS, 1, (i) => tetherPair(`bench-s${r}-${i}`))) / 1000));
-      },
-      async () => {
-        await dropCaches('2');
-        ctlPar.raw.push(PAIRS / ((await pool(PAIRS, CONCURRENCY, (i) => rawPair(`p${r}-${i}`))) / 1000));
-      },
-      async () => {
-        await dropCaches('2');
-        ctlPar.tether.push(PAIRS / ((await pool(PAIRS, CONCURRENCY, (i) => tetherPair(`bench-p${r}-${i}`))) / 1000));
-      },
-      async () => {
-        await dropCaches('2');
-        ctlSeqSync.raw.push(PAIRS / ((await pool(PAIRS, 1, (i) => rawPairSync(`fs${r}-${i}`))) / 1000));
-      },
-      async () => {
-        await dropCaches('2');
-        ctlParSync.raw.push(PAIRS / ((await pool(PAIRS, CONCURRENCY, (i) => rawPairSync(`fp${r}-${i}`))) / 1000));
-      },
-    ];
-    if (r % 2) for (let k = 0; k < 6; k += 2) [sides[k], sides[k + 1]] = [sides[k + 1]!, sides[k]!]; // alternate who goes first
-    for (const side of sides) await side();
+    // -- node side: both mounts up at once, raw and tether alternating --
+    interface Side { root: string; server: string; samples: 'raw' | 'tether'; mount(): Promise<unknown> }
+    const sides = order<Side>(r, [
+      { root: rawMnt, server: rawDir, samples: 'raw', mount: () => rawMount(raw, rawDir, rawMnt) },
+      { root: target, server: volumeDataOnServer, samples: 'tether', mount: stage },
+    ]);
+    try {
+      for (const side of sides) mountMs[side.samples].push(await timed(side.mount));
+      await publish();
+      for (const side of sides) {
+        await run('sync', []);
+        writeRate[side.samples].push(SIZE_MIB / (await ddSeconds(() => ddWrite(join(side.root, 'seq.bin')))));
+      }
+      for (const side of sides) {
+        await dropCaches('3');
+        readRate[side.samples].push(SIZE_MIB / (await ddSeconds(() => ddRead(join(side.root, 'seq.bin')))));
+      }
+      for (const side of sides) {
+        await rm(join(side.root, 'seq.bin'));
+        await mkdir(join(side.root, 'small'));
+      }
+      await run('sync', []);
+      const ms = await interleaved(FILES, CHUNK_FILES, sides.map((side) => (from, to) => writeSmallFiles(join(side.root, 'small'), from, to)));
+      sides.forEach((side, i) => smallRate[side.samples].push(rate(FILES, ms[i]!)));
+    } finally {
+      await unpublish().catch(() => undefined);
+      await unstage().catch(() => undefined);
+      await rawUnmount(rawMnt).catch(() => undefined);
+    }
+    for (const side of sides) await rm(join(side.server, 'small'), { recursive: true, force: true }); // on the server's disk, not through sshfs
+
+    // -- controller: raw SFTP, raw SFTP+fsync and tether alternating in chunks of pairs --
+    const variants: Array<[string, (name: string) => Promise<void>]> = [['r', rawPair], ['f', rawPairSync], ['bench-t', tetherPair]];
+    for (const [concurrency, rows] of [[1, [ctlSeq, ctlSeqSync]], [CONCURRENCY, [ctlPar, ctlParSync]]] as const) {
+      await dropCaches('2'); // unique names leave negative dentries that slow later mkdirs
+      const turn = order(r, variants.map((_, i) => i));
+      const ms = await interleaved(PAIRS, CHUNK_PAIRS, turn.map((v) => async (from, to) => {
+        const [prefix, pair] = variants[v]!;
+        await pool(to - from, concurrency, (i) => pair(`${prefix}-c${concurrency}-r${r}-${from + i}`));
+      }));
+      const msOf = (v: number) => ms[turn.indexOf(v)]!;
+      rows[0].raw.push(rate(PAIRS, msOf(0)));
+      rows[1].raw.push(rate(PAIRS, msOf(1)));
+      rows[0].tether.push(rate(PAIRS, msOf(2)));
+    }
+
     const last = (xs: number[]) => fmt(xs[xs.length - 1] ?? NaN);
     process.stderr.write(`run ${r + 1}/${RUNS} (${((now() - began) / 1000).toFixed(0)} s): `
-      + metrics.filter((m) => m.tether.length === r + 1).map((m) => `${m.key} ${last(m.raw)}/${last(m.tether)}`).join(', ') + ' (raw/tether)\n');
+      + metrics.filter((m) => m.tether.length === r + 1).map((m) => `${m.key}${m.baseline.endsWith('fsync') ? ' (fsync)' : ''} ${last(m.raw)}/${last(m.tether)}`).join(', ') + ' (raw/tether)\n');
   }
 
-  ctlSeqSync.tether = ctlSeq.tether; // one set of tether samples, two baselines
-  ctlParSync.tether = ctlPar.tether;
   console.log('');
   printTable();
   console.log(`\nwall time ${((now() - began) / 1000).toFixed(1)} s; sshd, sshfs, dd and tether share this machine's ${cpus().length} CPUs; `

@@ -6,6 +6,7 @@
 // Nothing in this process touches a dead mount directly: every check of a mount path runs as an
 // external command with a timeout (findmnt, cat), so a hung FUSE request can never wedge the test.
 import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +34,8 @@ let work: string;
 
 /** Measured times, printed at the end (they go into the docs). */
 const times: Record<string, number> = {};
+/** The volume_condition messages seen, printed with the times. */
+const messages: Record<string, string> = {};
 
 function api(): CsiClient {
   if (!client) throw new Error('driver not started');
@@ -48,6 +51,37 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: Serv
   } catch (err) {
     return { error: err as ServiceError, ms: Math.round(performance.now() - t0) };
   }
+}
+
+/** Polls `check` every 50 ms until it holds or `ms` pass; returns the time waited. */
+async function waitFor(check: () => boolean, ms: number): Promise<number> {
+  const t0 = Date.now();
+  while (!check() && Date.now() - t0 < ms) await sleep(50);
+  return Date.now() - t0;
+}
+
+/** A process's command name from /proc (never touches a mount). */
+function procComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** PIDs of sshfs processes serving a mount at `mountpoint` (read from /proc, for checking only). */
+function sshfsProcessesFor(mountpoint: string): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[0]?.endsWith('sshfs') && argv.includes(mountpoint);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 async function isMounted(path: string): Promise<boolean> {
@@ -112,7 +146,7 @@ afterAll(async () => {
   await serverB?.stop().catch(() => undefined);
   // Never recurse into a live mount.
   if (clean) await rm(work, { recursive: true, force: true });
-  if (Object.keys(times).length) console.log(`dead-server times (ms): ${JSON.stringify(times)}`);
+  if (Object.keys(times).length) console.log(`dead-server times (ms): ${JSON.stringify(times)}\nvolume_condition messages: ${JSON.stringify(messages)}`);
 }, 60_000);
 
 describe('the server dies at 3 a.m.', () => {
@@ -132,6 +166,7 @@ describe('the server dies at 3 a.m.', () => {
     const stats = await statsCall;
     times['kill.stats'] = stats.ms;
     times['kill.probe'] = probe.ms;
+    messages.kill = stats.value?.volume_condition?.message;
     expect(stats.error).toBeUndefined();
     expect(stats.value.volume_condition.abnormal).toBe(true);
     expect(stats.value.volume_condition.message).toMatch(/\S/);
@@ -171,7 +206,7 @@ describe('the server dies at 3 a.m.', () => {
     expect(await isMounted(staging)).toBe(false);
   }, 120_000);
 
-  it('(b) frozen server: stats abnormal and bounded, Probe fast, other server\'s volume unaffected, unpublish/unstage bounded', async () => {
+  it('(b) frozen server: stats abnormal and bounded, Probe fast, other server\'s volume unaffected, unpublish/unstage bounded even with a workload still holding a file open', async () => {
     const server = serverA!;
     const frozenId = await createVolume('dead-freeze', 'box');
     const otherId = await createVolume('alive-other', 'box2');
@@ -180,9 +215,18 @@ describe('the server dies at 3 a.m.', () => {
     await writeFile(join(frozen.target, 'precious.txt'), 'written before the hang\n'); // also warms the session up
     await writeFile(join(other.target, 'other.txt'), 'other server\n');
     const onServer = join(server.root, 'dead-freeze', 'data', 'precious.txt');
-
-    await server.freeze();
+    // A workload process that never let go: it keeps a file on the volume open through the hang,
+    // so the target is busy when the CO unpublishes.
+    const holder = execa('bash', ['-c', 'exec 3<"$1"; exec sleep 300', 'holder', join(frozen.target, 'precious.txt')], { reject: false, stdin: 'ignore', timeout: 170_000 });
+    // And a node-side process (a log shipper, a backup agent) sitting in the staged mount.
+    const squatter = execa('bash', ['-c', 'cd "$1" && exec sleep 300', 'squatter', join(frozen.staging, 'data')], { reject: false, stdin: 'ignore', timeout: 170_000 });
     try {
+      await waitFor(() => procComm(holder.pid!) === 'sleep' && procComm(squatter.pid!) === 'sleep', 5_000);
+      expect(procComm(holder.pid!)).toBe('sleep');
+      expect(procComm(squatter.pid!)).toBe('sleep');
+      expect(sshfsProcessesFor(frozen.staging)).toHaveLength(1);
+
+      await server.freeze();
       let statsSettled = false;
       const statsCall = timed(() => api().NodeGetVolumeStats({ volume_id: frozenId, volume_path: frozen.target }, { deadlineMs: 60_000 })).finally(() => (statsSettled = true));
       await sleep(500);
@@ -194,6 +238,7 @@ describe('the server dies at 3 a.m.', () => {
       times['freeze.stats'] = stats.ms;
       times['freeze.probe-while-stats-pending'] = probe.ms;
       times['freeze.other-volume-stats'] = otherStats.ms;
+      messages.freeze = stats.value?.volume_condition?.message;
 
       expect(probeWhilePending).toBe(true); // the hung stats call really was in flight
       expect(probe.error).toBeUndefined();
@@ -222,6 +267,12 @@ describe('the server dies at 3 a.m.', () => {
       expect(unstage.error).toBeUndefined();
       expect(unstage.ms).toBeLessThan(TEARDOWN_BOUND_MS);
       expect(await isMounted(frozen.staging)).toBe(false);
+      // Both mounts were busy: the target was detached lazily (umount → lazy); the staged sshfs mount
+      // had its FUSE connection aborted first (umount → abort → lazy), so its sshfs is gone already.
+      const lazy = (target: string) => driver!.logs().split('\n').filter((l) => l.includes('unmounted lazily') && l.includes(`"${target}"`));
+      expect(lazy(frozen.target)).toHaveLength(1);
+      expect(lazy(frozen.staging)).toHaveLength(1);
+      messages['freeze.sshfs-after-unstage'] = `${sshfsProcessesFor(frozen.staging).length} sshfs process(es) left for the staged mount`;
 
       // Still frozen: the other server's volume answers as before.
       const otherAgain = await timed(() => api().NodeGetVolumeStats({ volume_id: otherId, volume_path: other.target }, { deadlineMs: 30_000 }));
@@ -234,8 +285,14 @@ describe('the server dies at 3 a.m.', () => {
       expect(await readFile(onServer, 'utf8')).toBe('written before the hang\n');
       await access(join(server.root, 'dead-freeze', 'volume.json'));
     } finally {
+      holder.kill('SIGKILL');
+      squatter.kill('SIGKILL');
+      await Promise.all([holder, squatter]);
       await server.thaw();
     }
+    // Nothing of the old mount lingers: its sshfs process has exited.
+    times['freeze.wait-for-old-sshfs-exit'] = await waitFor(() => sshfsProcessesFor(frozen.staging).length === 0, 15_000);
+    expect(sshfsProcessesFor(frozen.staging)).toEqual([]);
 
     // Thawed: the volume can be staged again; then tear everything down the normal way.
     const restage = await timed(() => api().NodeStageVolume({ volume_id: frozenId, staging_target_path: frozen.staging, volume_capability: CAPABILITY }));

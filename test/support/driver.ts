@@ -70,6 +70,7 @@ export async function startDriver(server: SshServer, options: DriverOptions = {}
   while (!(await access(socket).then(() => true, () => false))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
       throw new Error(`driver did not start:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 50));
