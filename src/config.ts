@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BACKEND_NAME } from './volumes/ids.js';
 import { checkSshfsOptions } from './backends/sshfs-options.js';
+import { checkNfsOptions } from './backends/nfs-options.js';
 
 export type Mode = 'all' | 'controller' | 'node';
 
@@ -36,6 +37,27 @@ const sshfsBackend = z.object({
     }),
 }).strict();
 
+const nfsBackend = z
+  .object({
+    name: z.string().regex(BACKEND_NAME, 'lowercase letters, digits and dashes, at most 32, starting and ending with a letter or digit'),
+    type: z.literal('nfs'),
+    server: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'a host name or IP address'),
+    share: z.string().regex(/^\/\S*$/, 'the exported path, absolute (for NFSv4, the path in the pseudo filesystem)').transform((p) => p.replace(/(.)\/+$/, '$1')),
+    mountOptions: z
+      .array(z.string())
+      .default([])
+      .superRefine((opts, ctx) => {
+        try {
+          checkNfsOptions(opts);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
+  })
+  .strict();
+
+const backend = z.discriminatedUnion('type', [sshfsBackend, nfsBackend]);
+
 const fileConfig = z
   .object({
     driverName: z.string().regex(DRIVER_NAME, 'a CSI plugin name such as tether.csi.dev').optional(),
@@ -43,7 +65,7 @@ const fileConfig = z
     runtimeDir: z.string().regex(/^\//).default('/run/tether'),
     /** NodeGetInfo's max_volumes_per_node; 0 means no limit. */
     maxVolumesPerNode: z.number().int().min(0).default(0),
-    backends: z.array(sshfsBackend).min(1, 'at least one backend is required'),
+    backends: z.array(backend).min(1, 'at least one backend is required'),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -54,7 +76,7 @@ const fileConfig = z
     });
   });
 
-export type BackendConfig = z.infer<typeof sshfsBackend>;
+export type BackendConfig = z.infer<typeof backend>;
 
 export interface Config {
   endpoint: string;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
+import { NfsBackend } from './backends/nfs.js';
 import { Backends } from './backends/registry.js';
 import { controllerRpcs } from './controller/service.js';
 import { groupControllerRpcs } from './controller/group-snapshots.js';
@@ -20,7 +21,11 @@ const REGISTER_RETRY_MS = 30_000;
 async function main(): Promise<void> {
   const config = await loadConfig(process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { driver: config.driverName, node: config.nodeId || undefined } });
-  const backends = new Backends(await Promise.all(config.backends.map(async (b) => new SshfsBackend(b, await readKey(b.privateKeyFile), log))));
+  const backends = new Backends(
+    await Promise.all(
+      config.backends.map(async (b) => (b.type === 'nfs' ? new NfsBackend(b, config.runtimeDir, log) : new SshfsBackend(b, await readKey(b.privateKeyFile), log))),
+    ),
+  );
   const metrics = new Metrics();
   const register = registration(config, backends, log);
 

@@ -13,6 +13,8 @@ export interface Backend {
   checkMountOptions(options: readonly string[]): void;
   /** How to mount the volume directory `dir` (relative to the base), with extra allowlisted options. */
   mountSpec(dir: string, options: MountRequest): MountSpec;
+  /** Drops connections and controller mounts. */
+  close(): Promise<void>;
 }
 
 export interface MountRequest {
@@ -24,12 +26,12 @@ export interface MountRequest {
 }
 
 export interface MountSpec {
-  /** The filesystem type findmnt shows for the mount (`fuse.sshfs`, `nfs4`). */
-  fstype: string;
+  /** The filesystem types findmnt may show for the mount (`fuse.sshfs`; `nfs4` or `nfs`). */
+  fstypes: readonly string[];
   /** The source findmnt shows for the mount. */
   source: string;
   command: string;
-  /** Arguments for `command`; `secretDir` is a private tmpfs directory holding `secretFiles`. */
+  /** Arguments for `command` (never a secret: only paths to files); `secretDir` holds `secretFiles`. */
   args(target: string, secretDir: string): string[];
   /** Files the mount needs (keys, known_hosts), written 0600 into `secretDir` and removed at unmount. */
   secretFiles: Record<string, string | Buffer>;
@@ -62,5 +64,4 @@ export interface RemoteFs {
   /** Copies a tree on the server where the protocol allows it; files already copied are skipped. */
   copyTree(from: string, to: string): Promise<void>;
   usage(): Promise<{ totalBytes: number; availableBytes: number }>;
-  close(): Promise<void>;
 }

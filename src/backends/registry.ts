@@ -35,6 +35,6 @@ export class Backends {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.all().map((s) => s.backend.fs.close()));
+    await Promise.all(this.all().map((s) => s.backend.close()));
   }
 }

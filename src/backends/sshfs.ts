@@ -55,6 +55,10 @@ export class SshfsBackend implements Backend {
     checkSshfsOptions(options);
   }
 
+  close(): Promise<void> {
+    return this.fs.close();
+  }
+
   mountSpec(dir: string, request: MountRequest): MountSpec {
     const { host, port, user, hostKey } = this.config;
     const source = `${user}@${host.includes(':') ? `[${host}]` : host}:${posix.join(this.config.path, dir)}`;
@@ -65,7 +69,7 @@ export class SshfsBackend implements Backend {
     if (request.group !== undefined && !keys.has('gid')) options.push(`gid=${request.group}`);
     const knownHost = port === 22 ? host : `[${host}]:${port}`;
     return {
-      fstype: 'fuse.sshfs',
+      fstypes: ['fuse.sshfs'],
       source,
       command: 'sshfs',
       args: (target, secretDir) => [

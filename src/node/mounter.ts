@@ -43,8 +43,8 @@ export class Mounter {
       throw mountError(spec, detail || (err as Error).message);
     }
     const entry = mountAt(await readMountTable(signal), target);
-    if (!entry || entry.fstype !== spec.fstype || !sourceMatches(entry, spec.source)) {
-      throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstype} mount of ${spec.source}`);
+    if (!entry || !spec.fstypes.includes(entry.fstype) || !sourceMatches(entry, spec.source)) {
+      throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstypes.join('/')} mount of ${spec.source}`);
     }
     if (spec.readAheadKb) {
       await writeFile(`/sys/class/bdi/${entry.device}/read_ahead_kb`, String(spec.readAheadKb)).catch((err: Error) =>
@@ -63,10 +63,11 @@ export class Mounter {
 
   /**
    * Unmounts whatever is mounted at `entry.target`, bounded in time even when the server is dead:
-   * umount; then, for FUSE with `abortFuse`, abort the connection (releasing every caller stuck on it);
-   * then a lazy unmount as the last resort. Never touches the files.
+   * umount; then, with `force`, cut the filesystem off its server (FUSE: abort the connection; NFS:
+   * umount -f), which releases every caller stuck on it but also breaks its other mounts — so only
+   * for the last user (NodeUnstage); then a lazy unmount as the last resort. Never touches the files.
    */
-  async unmount(entry: MountEntry, options: { abortFuse: boolean }, signal: AbortSignal): Promise<void> {
+  async unmount(entry: MountEntry, signal: AbortSignal, options: { force: boolean } = { force: false }): Promise<void> {
     const { target } = entry;
     const attempt = (args: string[]) => run('umount', [...args, '--no-canonicalize', '--', target], { timeoutMs: UMOUNT_TIMEOUT_MS, signal });
     const stillMounted = async () => mountAt(await readMountTable(signal), target) !== undefined;
@@ -76,9 +77,9 @@ export class Mounter {
     } catch (err) {
       this.log.warn({ target, err: (err as Error).message }, 'umount failed; escalating');
     }
-    if (options.abortFuse && entry.fstype.startsWith('fuse')) {
-      await this.abortFuse(entry);
-      await attempt([]).catch(() => undefined);
+    if (options.force) {
+      if (entry.fstype.startsWith('fuse')) await this.abortFuse(entry);
+      await attempt(entry.fstype.startsWith('nfs') ? ['--force'] : []).catch(() => undefined);
       if (!(await stillMounted())) return;
     }
     await attempt(['--lazy']).catch((err: unknown) => {

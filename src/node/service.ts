@@ -82,7 +82,7 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
           const health = await probeMount(staging, STATS_TIMEOUT_MS, signal);
           if (health.ok) return {};
           log.warn({ staging, reason: health.reason }, 'staged mount is broken; mounting it again');
-          await mounter.unmount(existing, { abortFuse: true }, signal);
+          await mounter.unmount(existing, signal, { force: true });
         }
         await withTimeout(mkdir(staging, { recursive: true }), LOCAL_FS_TIMEOUT_MS, `mkdir ${staging}`);
         await mounter.mount(spec, staging, signal);
@@ -103,7 +103,7 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
         if (entry) {
           const published = sameDevice(table, entry.device, staging).map((m) => m.target);
           if (published.length) throw precondition(`volume is still published at ${published.join(', ')}; unpublish it first`);
-          await mounter.unmount(entry, { abortFuse: true }, signal);
+          await mounter.unmount(entry, signal, { force: true });
         }
         await mounter.removeSecrets(staging);
         return {};
@@ -151,7 +151,7 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
       async handle(req: { volume_id: string; target_path: string }, { signal, log }) {
         const target = path.resolve(req.target_path);
         for (let entry = mountAt(await readMountTable(signal), target); entry; entry = mountAt(await readMountTable(signal), target)) {
-          await mounter.unmount(entry, { abortFuse: false }, signal);
+          await mounter.unmount(entry, signal);
         }
         await withTimeout(rmdir(target), LOCAL_FS_TIMEOUT_MS, `rmdir ${target}`).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') log.warn({ target, err: err.message }, 'target path left in place: it is not an empty directory');

@@ -1,5 +1,11 @@
 // src/config.ts: parseConfigText, the YAML config file; every problem is one line naming the field.
-import { ConfigError, parseConfigText } from '../../src/config.js';
+import { ConfigError, parseConfigText, type BackendConfig } from '../../src/config.js';
+
+/** The backend as an sshfs one (the config is a union of backend types). */
+function sshfs(b: BackendConfig): Extract<BackendConfig, { type: 'sshfs' }> {
+  if (b.type !== 'sshfs') throw new Error(`expected an sshfs backend, got ${b.type}`);
+  return b;
+}
 
 const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 
@@ -49,7 +55,7 @@ ${BACKEND}    port: 2222
 ${BACKEND.replace('name: box', 'name: nas-2')}`;
     const cfg = parseConfigText(text);
     expect(cfg).toMatchObject({ driverName: 'tether.example.org', runtimeDir: '/run/t', maxVolumesPerNode: 20 });
-    expect(cfg.backends.map((b) => [b.name, b.port, b.mountOptions])).toEqual([
+    expect(cfg.backends.map((b) => [b.name, sshfs(b).port, b.mountOptions])).toEqual([
       ['box', 2222, ['reconnect', 'ServerAliveInterval=30']],
       ['nas-2', 22, []],
     ]);
@@ -59,7 +65,7 @@ ${BACKEND.replace('name: box', 'name: nas-2')}`;
     ['a trailing comment on hostKey is dropped', `hostKey: ${HOST_KEY} root@nas`, HOST_KEY],
     ['surrounding spaces on hostKey are dropped', `hostKey: "  ${HOST_KEY}  "`, HOST_KEY],
   ])('%s', (_, line, hostKey) => {
-    expect(parseConfigText(VALID.replace(`hostKey: ${HOST_KEY}`, line)).backends[0]!.hostKey).toBe(hostKey);
+    expect(sshfs(parseConfigText(VALID.replace(`hostKey: ${HOST_KEY}`, line)).backends[0]!).hostKey).toBe(hostKey);
   });
 
   test.each<[string, string]>([
@@ -67,7 +73,7 @@ ${BACKEND.replace('name: box', 'name: nas-2')}`;
     ['/srv/volumes//', '/srv/volumes'],
     ['/', '/'],
   ])('path %s is kept as %s', (path, kept) => {
-    expect(parseConfigText(VALID.replace('path: /srv/volumes', `path: ${path}`)).backends[0]!.path).toBe(kept);
+    expect(sshfs(parseConfigText(VALID.replace('path: /srv/volumes', `path: ${path}`)).backends[0]!).path).toBe(kept);
   });
 
   test.each<[string, string, RegExp]>([
@@ -87,7 +93,7 @@ ${BACKEND.replace('name: box', 'name: nas-2')}`;
     ['YAML that is a list', '- a\n- b\n', /\(top level\)/],
     ['an empty file', '', /\(top level\)/],
     ['no backends', 'backends: []\n', /backends: at least one backend/],
-    ['an unknown backend type', VALID.replace('type: sshfs', 'type: nfs'), /backends\.0\.type/],
+    ['an unknown backend type', VALID.replace('type: sshfs', 'type: smb'), /backends\.0\.type/],
     ['a relative path', VALID.replace('path: /srv/volumes', 'path: srv/volumes'), /backends\.0\.path/],
     ['a port out of range', `${VALID}    port: 70000\n`, /backends\.0\.port/],
     ['a port as a string', `${VALID}    port: "22"\n`, /backends\.0\.port/],
@@ -104,5 +110,27 @@ ${BACKEND.replace('name: box', 'name: nas-2')}`;
     ['a misspelt port', `${VALID}    Port: 2222\n`],
   ])('%s inside a backend → an error naming it', (_, text) => {
     expect(configError(text)).toMatch(/backends\.0/);
+  });
+
+  const NFS = `backends:
+  - name: nas
+    type: nfs
+    server: 10.0.0.9
+    share: /export/volumes/
+    mountOptions: [nfsvers=4.1, "hard", nconnect=4]
+`;
+
+  test('an nfs backend parses, its share without a trailing slash', () => {
+    expect(parseConfigText(NFS).backends[0]).toEqual({ name: 'nas', type: 'nfs', server: '10.0.0.9', share: '/export/volumes', mountOptions: ['nfsvers=4.1', 'hard', 'nconnect=4'] });
+  });
+
+  test.each<[string, string, RegExp]>([
+    ['an NFS option outside the allowlist', NFS.replace('nconnect=4', 'fsc'), /backends\.0\.mountOptions.*"fsc"/],
+    ['Kerberos security', NFS.replace('nconnect=4', 'sec=krb5'), /backends\.0\.mountOptions.*sec/],
+    ['a relative share', NFS.replace('share: /export/volumes/', 'share: export'), /backends\.0\.share/],
+    ['no server', NFS.replace('    server: 10.0.0.9\n', ''), /backends\.0\.server/],
+    ['an sshfs key on an nfs backend', NFS.replace('    server:', '    hostKey: x\n    server:'), /backends\.0/],
+  ])('%s → one line naming the field', (_, text, expected) => {
+    expect(configError(text)).toMatch(expected);
   });
 });

@@ -41,7 +41,7 @@ const valuesOf = (options: string[], key: string) => options.filter((o) => keyOf
 describe('SshfsBackend.mountSpec', () => {
   test('the command line: source, target, port, then one -o list', () => {
     const spec = backend({ port: 2222 }).mountSpec('pvc-1', request());
-    expect(spec.fstype).toBe('fuse.sshfs');
+    expect(spec.fstypes).toEqual(['fuse.sshfs']);
     expect(spec.command).toBe('sshfs');
     expect(spec.source).toBe('csi@10.0.0.5:/srv/volumes/pvc-1');
     const args = spec.args(TARGET, SECRET_DIR);

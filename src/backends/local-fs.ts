@@ -1,0 +1,114 @@
+import { lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { DirEntry, RemoteFs } from './backend.js';
+import { probeMount } from '../node/probe.js';
+import { run } from '../util/exec.js';
+import { withTimeout } from '../util/time.js';
+
+/**
+ * RemoteFs on a directory of this machine that is a network mount (the controller's mount of an NFS
+ * export). Every operation first takes the mount (`acquire` mounts it if needed and checks it is
+ * really the export), and is bounded in time: a hung server makes an operation fail, never hang.
+ */
+export class LocalFs implements RemoteFs {
+  constructor(
+    readonly location: string,
+    private readonly acquire: () => Promise<{ root: string; release(): void }>,
+    private readonly opTimeoutMs = 30_000,
+  ) {}
+
+  private async run<T>(what: string, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
+    const mount = await this.acquire();
+    const abs = (p: string) => {
+      const full = path.resolve(mount.root, p);
+      if (full !== mount.root && !full.startsWith(`${mount.root}/`)) throw new Error(`refusing to touch ${full}: it is outside ${mount.root}`);
+      return full;
+    };
+    try {
+      return await withTimeout(fn(abs), timeoutMs, `${what} on ${this.location}`);
+    } finally {
+      mount.release();
+    }
+  }
+
+  readFile(p: string): Promise<Buffer | undefined> {
+    return this.run(`read ${p}`, (abs) => readFile(abs(p)).catch(ifMissing(undefined)));
+  }
+
+  writeFileAtomic(p: string, data: Buffer): Promise<void> {
+    return this.run(`write ${p}`, async (abs) => {
+      const tmp = `${abs(p)}.tmp-${randomBytes(4).toString('hex')}`;
+      const handle = await open(tmp, 'w', 0o644);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, abs(p));
+    });
+  }
+
+  mkdir(p: string): Promise<boolean> {
+    return this.run(`mkdir ${p}`, (abs) =>
+      mkdir(abs(p), { mode: 0o755 }).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return false;
+          throw err;
+        },
+      ),
+    );
+  }
+
+  exists(p: string): Promise<boolean> {
+    return this.run(`stat ${p}`, (abs) => lstat(abs(p)).then(() => true, ifMissing(false)));
+  }
+
+  list(p: string): Promise<DirEntry[]> {
+    return this.run(`list ${p}`, async (abs) => {
+      const entries = await readdir(abs(p), { withFileTypes: true }).catch(ifMissing([]));
+      return entries.map((e) => ({ name: e.name, isDirectory: e.isDirectory() }));
+    });
+  }
+
+  removeTree(p: string): Promise<void> {
+    // rm never follows symlinks out of the tree; `abs` has confined p to the mount.
+    return this.run(`remove ${p}`, (abs) => rm(abs(p), { recursive: true, force: true }));
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return this.run(`rename ${from}`, (abs) => rename(abs(from), abs(to)));
+  }
+
+  /** cp -a with reflinks where the filesystem has them; on NFS 4.2, cp's copy_file_range lets the server copy. */
+  copyTree(from: string, to: string): Promise<void> {
+    return this.run(
+      `copy ${from}`,
+      async (abs) => {
+        await mkdir(abs(to), { recursive: true });
+        await run('cp', ['-a', '--reflink=auto', '--', `${abs(from)}/.`, abs(to)], { timeoutMs: COPY_TIMEOUT_MS });
+      },
+      COPY_TIMEOUT_MS + 5000,
+    );
+  }
+
+  usage(): Promise<{ totalBytes: number; availableBytes: number }> {
+    return this.run('statfs', async (abs) => {
+      const health = await probeMount(abs('.'), Math.min(this.opTimeoutMs, 10_000));
+      if (!health.ok) throw new Error(`cannot read the size of ${this.location}: ${health.reason}`);
+      return { totalBytes: health.usage.totalBytes, availableBytes: health.usage.availableBytes };
+    });
+  }
+}
+
+/** A copy is as slow as the data is large: bounded by the RPC's deadline first, by this at the latest. */
+const COPY_TIMEOUT_MS = 3_600_000;
+
+const ifMissing =
+  <T>(value: T) =>
+  (err: NodeJS.ErrnoException): T => {
+    if (err.code === 'ENOENT') return value;
+    throw err;
+  };
