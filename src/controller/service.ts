@@ -4,7 +4,7 @@ import { alreadyExists, invalid, notFound, outOfRange, precondition, resourceExh
 import type { Backends } from '../backends/registry.js';
 import { checkCapability, decidePublish, requireCapability, type VolumeCapability } from '../volumes/access.js';
 import { chooseCapacity, fitsRange, toBytes, type CapacityRange } from '../volumes/capacity.js';
-import { dirForName, parseSnapshotId, parseVolumeId, volumeId, type VolumeRef } from '../volumes/ids.js';
+import { dirForName, dirForTemplate, parseSnapshotId, parseVolumeId, volumeId, type VolumeRef } from '../volumes/ids.js';
 import { parseMutableParameters, parseVolumeParameters } from '../volumes/params.js';
 import type { VolumeRecord } from '../volumes/records.js';
 import type { VolumeStore } from '../volumes/store.js';
@@ -84,7 +84,7 @@ export function controllerRpcs(backends: Backends, now = () => new Date()): Reco
   const targetOf = (req: { name: string; parameters?: Params; mutable_parameters?: Params }) => {
     const params = parseVolumeParameters(req.parameters, req.mutable_parameters);
     const store = backends.choose(params.backend);
-    return { params, store, ref: { backend: store.backend.name, dir: dirForName(req.name) } };
+    return { params, store, ref: { backend: store.backend.name, dir: params.directory ? dirForTemplate(params.directory, req.name) : dirForName(req.name) } };
   };
 
   const checkMountFlags = (store: VolumeStore, caps: VolumeCapability[]) => {

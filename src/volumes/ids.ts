@@ -22,15 +22,28 @@ export interface VolumeRef {
 /** The directory for a CO-given name: the name itself when it is a plain one, else a readable prefix plus a hash. */
 export function dirForName(name: string): string {
   if (DIR_NAME.test(name) && !name.includes('..')) return name;
-  const readable = name
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, '-')
-    .replace(/\.{2,}/g, '.')
-    .replace(/^[^a-z0-9]+/, '')
-    .slice(0, 40);
+  const readable = sanitize(name).slice(0, 40);
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
   return readable ? `${readable}-${hash}` : hash;
 }
+
+/**
+ * The directory for a volume whose StorageClass names it from PVC metadata (volumeNameTemplate):
+ * the rendered name made safe, plus a hash of the CO's unique volume name, so two PVCs whose names
+ * render alike still get two directories, and a retry gets the same one.
+ */
+export function dirForTemplate(rendered: string, name: string): string {
+  const readable = sanitize(rendered).slice(0, 60).replace(/[._-]+$/, '');
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return readable ? `${readable}-${hash}` : hash;
+}
+
+const sanitize = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .replace(/^[^a-z0-9]+/, '');
 
 export const volumeId = (ref: VolumeRef) => `${ref.backend}/${ref.dir}`;
 export const snapshotId = (ref: VolumeRef) => `${ref.backend}/${SNAPSHOTS_DIR}/${ref.dir}`;

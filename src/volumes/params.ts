@@ -9,6 +9,28 @@ const CO_PREFIX = 'csi.storage.k8s.io/';
 export interface VolumeParameters {
   backend?: string;
   onDelete: OnDelete;
+  /** The directory name rendered from volumeNameTemplate, if the StorageClass sets one. */
+  directory?: string;
+}
+
+/** volumeNameTemplate variables and the parameters Kubernetes' provisioner fills them from (--extra-create-metadata). */
+const TEMPLATE_VARS: Record<string, string> = {
+  'pvc.metadata.name': 'csi.storage.k8s.io/pvc/name',
+  'pvc.metadata.namespace': 'csi.storage.k8s.io/pvc/namespace',
+  'pv.metadata.name': 'csi.storage.k8s.io/pv/name',
+};
+
+/** Renders a volumeNameTemplate such as "${pvc.metadata.namespace}-${pvc.metadata.name}". */
+export function renderNameTemplate(template: string, params: Record<string, string>): string {
+  const rendered = template.replace(/\$\{([^}]*)\}/g, (_, name: string) => {
+    const key = TEMPLATE_VARS[name];
+    if (!key) throw invalid(`volumeNameTemplate: unknown variable \${${name}}; use ${Object.keys(TEMPLATE_VARS).map((v) => `\${${v}}`).join(', ')}`);
+    const value = params[key];
+    if (!value) throw invalid(`volumeNameTemplate uses \${${name}} but the request has no ${key}: run csi-provisioner with --extra-create-metadata`);
+    return value;
+  });
+  if (rendered.includes('${')) throw invalid(`volumeNameTemplate "${template}" has an unclosed \${`);
+  return rendered;
 }
 
 /**
@@ -18,8 +40,8 @@ export interface VolumeParameters {
 export function parseVolumeParameters(params: Record<string, string> | undefined, mutable: Record<string, string> | undefined): VolumeParameters {
   const all = { ...params, ...mutable };
   for (const key of Object.keys(params ?? {})) {
-    if (key !== 'backend' && key !== 'onDelete' && !key.startsWith(CO_PREFIX)) {
-      throw invalid(`unknown parameter "${key}": tether accepts backend and onDelete`);
+    if (!['backend', 'onDelete', 'volumeNameTemplate'].includes(key) && !key.startsWith(CO_PREFIX)) {
+      throw invalid(`unknown parameter "${key}": tether accepts backend, onDelete and volumeNameTemplate`);
     }
   }
   for (const key of Object.keys(mutable ?? {})) {
@@ -27,7 +49,12 @@ export function parseVolumeParameters(params: Record<string, string> | undefined
   }
   const onDelete = all.onDelete ?? 'delete';
   if (!ON_DELETE.includes(onDelete as OnDelete)) throw invalid(`onDelete must be one of ${ON_DELETE.join(', ')}, got "${onDelete}"`);
-  return { backend: all.backend || undefined, onDelete: onDelete as OnDelete };
+  const template = params?.volumeNameTemplate;
+  return {
+    backend: all.backend || undefined,
+    onDelete: onDelete as OnDelete,
+    directory: template ? renderNameTemplate(template, params ?? {}) : undefined,
+  };
 }
 
 /** ControllerModifyVolume: only onDelete may change. */

@@ -1,5 +1,7 @@
 // src/volumes/params.ts: StorageClass parameters, mutable parameters and snapshot parameters.
-import { checkSnapshotParameters, parseMutableParameters, parseVolumeParameters, type VolumeParameters } from '../../src/volumes/params.js';
+import { status } from '@grpc/grpc-js';
+import { checkSnapshotParameters, parseMutableParameters, parseVolumeParameters, renderNameTemplate, type VolumeParameters } from '../../src/volumes/params.js';
+import { dirForTemplate, parseVolumeId } from '../../src/volumes/ids.js';
 import { codeName, csiError } from './csi-error.js';
 
 type Params = Record<string, string> | undefined;
@@ -86,5 +88,48 @@ describe('checkSnapshotParameters', () => {
     const err = csiError(() => checkSnapshotParameters(params));
     expect(codeName(err)).toBe('INVALID_ARGUMENT');
     expect(err.message).toContain(named);
+  });
+});
+
+describe('volumeNameTemplate', () => {
+  const meta = { 'csi.storage.k8s.io/pvc/name': 'data-db-0', 'csi.storage.k8s.io/pvc/namespace': 'shop', 'csi.storage.k8s.io/pv/name': 'pvc-1234' };
+
+  test.each<[string, string]>([
+    ['${pvc.metadata.namespace}-${pvc.metadata.name}', 'shop-data-db-0'],
+    ['${pv.metadata.name}', 'pvc-1234'],
+    ['fixed', 'fixed'],
+  ])('%s renders as %s', (template, rendered) => {
+    expect(renderNameTemplate(template, meta)).toBe(rendered);
+    expect(parseVolumeParameters({ volumeNameTemplate: template, ...meta }, undefined).directory).toBe(rendered);
+  });
+
+  test.each<[string, Record<string, string>, RegExp]>([
+    ['${pvc.metadata.labels}', meta, /unknown variable/],
+    ['${pvc.metadata.name}', {}, /--extra-create-metadata/],
+    ['${pvc.metadata.name', meta, /unclosed/],
+  ])('%s is INVALID_ARGUMENT', (template, params, message) => {
+    const err = csiError(() => renderNameTemplate(template, params));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.message).toMatch(message);
+  });
+});
+
+describe('dirForTemplate', () => {
+  test.each<[string, string]>([
+    ['shop-data-db-0', 'pvc-a'],
+    ['Shop/../../etc', 'pvc-b'],
+    ['..', 'pvc-c'],
+    ['x'.repeat(300), 'pvc-d'],
+    ['', 'pvc-e'],
+  ])('%j stays a safe, bounded directory name', (rendered, name) => {
+    const dir = dirForTemplate(rendered, name);
+    expect(parseVolumeId(`box/${dir}`)).toEqual({ backend: 'box', dir });
+    expect(dir.length).toBeLessThanOrEqual(69);
+  });
+
+  test('two PVCs that render alike get two directories; a retry gets the same one', () => {
+    expect(dirForTemplate('a-b-c', 'pvc-1')).not.toBe(dirForTemplate('a-b-c', 'pvc-2'));
+    expect(dirForTemplate('a-b-c', 'pvc-1')).toBe(dirForTemplate('a-b-c', 'pvc-1'));
+    expect(dirForTemplate('shop-data-db-0', 'pvc-1')).toMatch(/^shop-data-db-0-[0-9a-f]{8}$/);
   });
 });
