@@ -20,6 +20,7 @@ import { execa } from 'execa';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
+import { mountCap, mountsUnder, volumeDir } from '../support/helpers.js';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 
 // ---- options ----
@@ -41,7 +42,7 @@ const PAIRS = option('pairs', 200); // CreateVolume+DeleteVolume pairs per contr
 const CONCURRENCY = 8;
 const CMD_TIMEOUT_MS = 120_000;
 
-const CAPABILITY = { access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' }, mount: { fs_type: '', mount_flags: [] } };
+const CAPABILITY = mountCap('SINGLE_NODE_MULTI_WRITER');
 const FILE_4K = Buffer.alloc(4096, 'x');
 
 // ---- timing and statistics ----
@@ -120,18 +121,9 @@ async function dropCaches(level: '2' | '3'): Promise<void> {
   await writeFile('/proc/sys/vm/drop_caches', level);
 }
 
-async function mountsUnder(dir: string): Promise<string[]> {
-  const table = await readFile('/proc/self/mountinfo', 'utf8');
-  const unescape = (s: string) => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return table
-    .split('\n')
-    .map((l) => unescape(l.split(' ')[4] ?? ''))
-    .filter((t) => t === dir || t.startsWith(`${dir}/`));
-}
-
 async function unmountAll(dir: string): Promise<void> {
   for (let round = 0; round < 5; round++) {
-    const targets = (await mountsUnder(dir)).sort((a, b) => b.length - a.length); // deepest first
+    const targets = await mountsUnder(dir); // deepest first
     if (!targets.length) return;
     for (const t of targets) {
       const r = await execa('umount', ['--', t], { timeout: 10_000, reject: false });
@@ -239,8 +231,8 @@ function rawVolumeOps(sftp: SFTPWrapper, base: string, fsync: boolean) {
 
 function tetherVolumeOps(csi: CsiClient) {
   return async (name: string) => {
-    const { volume } = await csi.CreateVolume!({ name, capacity_range: { required_bytes: String(2 ** 30) }, volume_capabilities: [CAPABILITY] });
-    await csi.DeleteVolume!({ volume_id: volume.volume_id });
+    const { volume } = await csi.CreateVolume({ name, capacity_range: { required_bytes: String(2 ** 30) }, volume_capabilities: [CAPABILITY] });
+    await csi.DeleteVolume({ volume_id: volume.volume_id });
   };
 }
 
@@ -304,12 +296,12 @@ async function main(): Promise<void> {
   const tetherPair = tetherVolumeOps(csi);
 
   // One volume for the node-side runs; the raw mounts get a sibling directory on the same disk.
-  const { volume } = await csi.CreateVolume!({ name: 'bench-io', capacity_range: { required_bytes: String(2 ** 30) }, volume_capabilities: [CAPABILITY] });
+  const { volume } = await csi.CreateVolume({ name: 'bench-io', capacity_range: { required_bytes: String(2 ** 30) }, volume_capabilities: [CAPABILITY] });
   const volumeId: string = volume.volume_id;
-  cleanups.push(['delete the volume', () => csi.DeleteVolume!({ volume_id: volumeId })]);
-  await csi.ControllerPublishVolume!({ volume_id: volumeId, node_id: 'node-a', volume_capability: CAPABILITY });
-  cleanups.push(['unpublish the volume', () => csi.ControllerUnpublishVolume!({ volume_id: volumeId, node_id: 'node-a' })]);
-  const volumeDataOnServer = join(server.root, volumeId.slice(volumeId.indexOf('/') + 1), 'data');
+  cleanups.push(['delete the volume', () => csi.DeleteVolume({ volume_id: volumeId })]);
+  await csi.ControllerPublishVolume({ volume_id: volumeId, node_id: 'node-a', volume_capability: CAPABILITY });
+  cleanups.push(['unpublish the volume', () => csi.ControllerUnpublishVolume({ volume_id: volumeId, node_id: 'node-a' })]);
+  const volumeDataOnServer = join(server.root, volumeDir(volumeId), 'data');
   const rawDir = join(server.root, 'raw-io');
   await mkdir(rawDir);
   const rawMnt = join(work, 'raw-mnt');
@@ -318,10 +310,10 @@ async function main(): Promise<void> {
   await mkdir(rawMnt);
   await mkdir(staging);
 
-  const stage = () => csi.NodeStageVolume!({ volume_id: volumeId, staging_target_path: staging, volume_capability: CAPABILITY });
-  const publish = () => csi.NodePublishVolume!({ volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, readonly: false });
-  const unpublish = () => csi.NodeUnpublishVolume!({ volume_id: volumeId, target_path: target });
-  const unstage = () => csi.NodeUnstageVolume!({ volume_id: volumeId, staging_target_path: staging });
+  const stage = () => csi.NodeStageVolume({ volume_id: volumeId, staging_target_path: staging, volume_capability: CAPABILITY });
+  const publish = () => csi.NodePublishVolume({ volume_id: volumeId, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, readonly: false });
+  const unpublish = () => csi.NodeUnpublishVolume({ volume_id: volumeId, target_path: target });
+  const unstage = () => csi.NodeUnstageVolume({ volume_id: volumeId, staging_target_path: staging });
   cleanups.push(['unmount leftovers', async () => {
     await unpublish().catch(() => undefined);
     await unstage().catch(() => undefined);

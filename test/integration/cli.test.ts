@@ -1,12 +1,13 @@
 // The command line of `tether-csi` (node dist/src/main.js): every mistake in flags or config ends the
 // process with exit code 2 and exactly one line on stderr, "tether-csi: <what is wrong>", with no
 // stack trace, and nothing is served.
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { DRIVER_MAIN } from '../support/driver.js';
+import { exists } from '../support/helpers.js';
 
 const RUN_TIMEOUT_MS = 15_000;
 
@@ -54,7 +55,7 @@ async function expectConfigError(argv: string[], problem: RegExp): Promise<strin
   expect(lines[0]).toMatch(problem);
   expect(result.stderr).not.toContain('    at ');
   expect(result.stdout).toBe('');
-  expect(await access(socket).then(() => true, () => false)).toBe(false);
+  expect(await exists(socket)).toBe(false);
   return lines[0]!;
 }
 
@@ -122,7 +123,7 @@ describe('tether-csi command line: exit 2 and one line naming the problem', () =
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`driver did not start: ${stdout}`);
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect(await access(socket).then(() => true, () => false)).toBe(true);
+      expect(await exists(socket)).toBe(true);
     } finally {
       child.kill('SIGTERM');
       const done = await child;

@@ -5,18 +5,17 @@
 //
 // Nothing in this process touches a dead mount directly: every check of a mount path runs as an
 // external command with a timeout (findmnt, cat), so a hung FUSE request can never wedge the test.
-import { mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile, access } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ServiceError } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { backendConfig, startDriver, type RunningDriver } from '../support/driver.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
+import { cat, isMounted, mountCap, mountsUnder, tearDown, timed } from '../support/helpers.js';
 
-const CMD_TIMEOUT_MS = 10_000;
 /** The bound asked of NodeUnpublishVolume and NodeUnstageVolume on a dead or hung server. */
 const TEARDOWN_BOUND_MS = 40_000;
 /** "within ~10 s": NodeGetVolumeStats must report a dead or hung server this fast. */
@@ -24,7 +23,7 @@ const STATS_BOUND_MS = 10_000;
 const PROBE_BOUND_MS = 1_000;
 const MOUNT_OPTIONS = ['ServerAliveInterval=2', 'ServerAliveCountMax=2'];
 
-const CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const CAPABILITY = mountCap('SINGLE_NODE_WRITER');
 
 let serverA: SshServer | undefined;
 let serverB: SshServer | undefined;
@@ -40,17 +39,6 @@ const messages: Record<string, string> = {};
 function api(): CsiClient {
   if (!client) throw new Error('driver not started');
   return client;
-}
-
-/** Runs `fn`, returns its result or gRPC error and how long it took. */
-async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: ServiceError; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const value = await fn();
-    return { value, ms: Math.round(performance.now() - t0) };
-  } catch (err) {
-    return { error: err as ServiceError, ms: Math.round(performance.now() - t0) };
-  }
 }
 
 /** Polls `check` every 50 ms until it holds or `ms` pass; returns the time waited. */
@@ -82,29 +70,6 @@ function sshfsProcessesFor(mountpoint: string): number[] {
       }
     })
     .map(Number);
-}
-
-async function isMounted(path: string): Promise<boolean> {
-  const { exitCode } = await execa('findmnt', ['-n', '--mountpoint', path], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return exitCode === 0;
-}
-
-/** Every mount point at or below `dir`, deepest first (from the mount table only: nothing is stat'ed). */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-rn', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return stdout
-    .split('\n')
-    .map((t) => t.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))))
-    .filter((t) => t === dir || t.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-}
-
-/** Lazily unmounts anything left below `dir`; returns true if nothing is left. */
-async function forceUnmountUnder(dir: string): Promise<boolean> {
-  for (const target of await mountsUnder(dir)) {
-    await execa('umount', ['-l', '--no-canonicalize', target], { timeout: CMD_TIMEOUT_MS, reject: false });
-  }
-  return (await mountsUnder(dir)).length === 0;
 }
 
 async function createVolume(name: string, backend: string): Promise<string> {
@@ -139,13 +104,7 @@ afterAll(async () => {
   // Thaw before anything else: a frozen server would hang every later step.
   await serverA?.thaw().catch(() => undefined);
   await serverB?.thaw().catch(() => undefined);
-  client?.close();
-  const clean = work !== undefined && (await forceUnmountUnder(work));
-  await driver?.stop().catch(() => undefined);
-  await serverA?.stop().catch(() => undefined);
-  await serverB?.stop().catch(() => undefined);
-  // Never recurse into a live mount.
-  if (clean) await rm(work, { recursive: true, force: true });
+  await tearDown({ work, drivers: [{ driver, csi: client }], servers: [serverA, serverB] });
   if (Object.keys(times).length) console.log(`dead-server times (ms): ${JSON.stringify(times)}\nvolume_condition messages: ${JSON.stringify(messages)}`);
 }, 60_000);
 
@@ -198,8 +157,8 @@ describe('the server dies at 3 a.m.', () => {
     times['kill.restage-after-restart'] = restage.ms;
     expect(restage.error).toBeUndefined();
     expect(await isMounted(staging)).toBe(true);
-    const cat = await execa('cat', [join(staging, 'data', 'precious.txt')], { timeout: CMD_TIMEOUT_MS, reject: false });
-    expect(cat.stdout).toBe('written before the crash');
+    const restaged = await cat(join(staging, 'data', 'precious.txt'));
+    expect(restaged.stdout).toBe('written before the crash');
     const healthy = await api().NodeGetVolumeStats({ volume_id: id, volume_path: staging });
     expect(healthy.volume_condition.abnormal).toBe(false);
     await api().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
@@ -278,7 +237,7 @@ describe('the server dies at 3 a.m.', () => {
       const otherAgain = await timed(() => api().NodeGetVolumeStats({ volume_id: otherId, volume_path: other.target }, { deadlineMs: 30_000 }));
       times['freeze.other-volume-stats-after-teardown'] = otherAgain.ms;
       expect(otherAgain.value?.volume_condition.abnormal).toBe(false);
-      const otherCat = await execa('cat', [join(other.target, 'other.txt')], { timeout: CMD_TIMEOUT_MS, reject: false });
+      const otherCat = await cat(join(other.target, 'other.txt'));
       expect(otherCat.stdout).toBe('other server');
 
       // The data is on the server's disk, untouched (read locally: sshd being frozen does not matter).

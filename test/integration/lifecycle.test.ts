@@ -5,68 +5,31 @@
 //
 // File operations through a mount run as external commands with timeouts (tee, cat, ls), so a hung
 // FUSE request can never wedge the test process itself.
-import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
-import { csiClient } from '../support/csi-client.js';
-
-/** The CSI calls this file makes, typed as always present (csiClient builds them from the proto). */
-const RPCS = [
-  'NodeGetInfo', 'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ControllerGetVolume', 'ListVolumes',
-  'ControllerExpandVolume', 'ControllerModifyVolume', 'CreateSnapshot', 'DeleteSnapshot',
-  'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetVolumeStats',
-] as const;
-type Csi = { [rpc in (typeof RPCS)[number]]: (request?: object) => Promise<any> } & { close(): void };
-const connect = (endpoint: string) => csiClient(endpoint) as unknown as Csi;
+import { csiClient, type CsiClient } from '../support/csi-client.js';
+import { CMD_TIMEOUT_MS, cat, exists, failure, mountCap, mountsUnder, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
-const CMD_TIMEOUT_MS = 15_000;
 const GiB = 1024 ** 3;
 
 let server: SshServer;
 let driver: RunningDriver;
-let csi: Csi;
+let csi: CsiClient;
 let work: string;
 /** Every (volume, staging, target) this file mounted, for cleanup even when a test fails half-way. */
 const staged = new Map<string, string>(); // staging path -> volume ID
 const published = new Map<string, string>(); // target path -> volume ID
 
-const mountCap = (mode: string, extra: Record<string, unknown> = {}) => ({ access_mode: { mode }, mount: { fs_type: '', mount_flags: [], ...extra } });
 /** Kubernetes sends SINGLE_NODE_MULTI_WRITER for ReadWriteOnce when the driver has that capability (tether does). */
 const RWO = mountCap('SINGLE_NODE_MULTI_WRITER');
-const uniq = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-const dirOf = (volumeId: string) => volumeId.slice(volumeId.indexOf('/') + 1);
 const onServer = (...parts: string[]) => join(server.root, ...parts);
-const exists = (p: string) => access(p).then(() => true, () => false);
-
-/** The call's gRPC error, which must have `code`. */
-async function failure(call: Promise<unknown>, code: status): Promise<ServiceError> {
-  const err = await call.then(
-    () => undefined,
-    (e: ServiceError) => e,
-  );
-  if (err === undefined) throw new Error(`expected gRPC status ${status[code]}, but the call succeeded`);
-  if (err.code !== code) throw new Error(`expected gRPC status ${status[code]}, got ${status[err.code] ?? err.code}: ${err.details}`);
-  return err;
-}
-
-async function sshfsMountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-t', 'fuse.sshfs', '-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
-}
-
-const write = (file: string, content: string) => execa('tee', [file], { input: content, timeout: CMD_TIMEOUT_MS, reject: false });
-const cat = (file: string) => execa('cat', [file], { timeout: CMD_TIMEOUT_MS, reject: false });
 const ls = async (dir: string) => String((await execa('ls', ['-A', dir], { timeout: CMD_TIMEOUT_MS })).stdout).split('\n').filter(Boolean);
 
 async function createVolume(name: string, extra: Record<string, unknown> = {}, cap = RWO) {
@@ -104,24 +67,13 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tether-lifecycle-'));
   server = await startSshServer();
   driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
-  csi = connect(driver.endpoint);
+  csi = csiClient(driver.endpoint);
   // kubelet registers the plugin: NodeGetInfo also registers node-a with the backend.
   expect((await csi.NodeGetInfo({})).node_id).toBe('node-a');
 }, HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
-  try {
-    // The driver's own teardown first, then a lazy unmount of anything it left under our paths.
-    for (const [target, id] of published) await csi?.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
-    for (const [staging, id] of staged) await csi?.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined);
-    if (work) for (const m of (await mountsUnder(work)).reverse()) await execa('umount', ['-l', m], { timeout: CMD_TIMEOUT_MS, reject: false });
-  } finally {
-    csi?.close();
-    await driver?.stop().catch(() => undefined);
-    await server?.stop().catch(() => undefined);
-    // Never recurse into a live mount.
-    if (work && (await mountsUnder(work)).length === 0) await rm(work, { recursive: true, force: true });
-  }
+  await tearDown({ work, drivers: [{ driver, csi, staged, published }], servers: [server] });
 }, HOOK_TIMEOUT_MS);
 
 describe('a volume from CreateVolume to DeleteVolume', () => {
@@ -141,7 +93,7 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
 
   it('CreateVolume is idempotent by name; the same name with another size is ALREADY_EXISTS', async () => {
     id = await createVolume(name);
-    dir = dirOf(id);
+    dir = volumeDir(id);
     expect(await createVolume(name)).toBe(id);
     expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8'))).toMatchObject({ name, capacityBytes: GiB, publications: [] });
     expect(await exists(onServer(dir, 'data'))).toBe(true);
@@ -153,7 +105,7 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
   it('ControllerPublish attaches it to node-a; NodeStage mounts it; NodePublish makes the target', async () => {
     await csi.ControllerPublishVolume({ volume_id: id, node_id: 'node-a', volume_capability: RWO, readonly: false });
     staging = await stage(id, name);
-    expect(await sshfsMountsUnder(staging)).toEqual([staging]);
+    expect(await mountsUnder(staging, 'fuse.sshfs')).toEqual([staging]);
     target = await publish(id, staging, 'pod-1');
     expect(await mountsUnder(target)).toEqual([target]);
   }, TEST_TIMEOUT_MS);
@@ -216,15 +168,15 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
 
     const restored = await createVolume(uniq('pvc-restored'), { volume_content_source: { snapshot: { snapshot_id: snapshotId } } });
     extraVolumes.push(restored);
-    expect(await readFile(onServer(dirOf(restored), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
+    expect(await readFile(onServer(volumeDir(restored), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
     expect((await csi.ControllerGetVolume({ volume_id: restored })).volume.content_source.snapshot.snapshot_id).toBe(snapshotId);
   }, TEST_TIMEOUT_MS);
 
   it('a clone of the volume holds the file', async () => {
     const clone = await createVolume(uniq('pvc-clone'), { volume_content_source: { volume: { volume_id: id } } });
     extraVolumes.push(clone);
-    expect(await readFile(onServer(dirOf(clone), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
-    expect(await exists(onServer(dirOf(clone), 'data', 'volume.json'))).toBe(false);
+    expect(await readFile(onServer(volumeDir(clone), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
+    expect(await exists(onServer(volumeDir(clone), 'data', 'volume.json'))).toBe(false);
   }, TEST_TIMEOUT_MS);
 
   it('ControllerExpandVolume records the new size', async () => {
@@ -251,7 +203,7 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
     await unstage(id, staging);
     expect(await mountsUnder(staging)).toEqual([]);
     await csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
-    expect(await sshfsMountsUnder(work)).toEqual([]);
+    expect(await mountsUnder(work, 'fuse.sshfs')).toEqual([]);
 
     await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' });
     expect((await csi.ControllerGetVolume({ volume_id: id })).status.published_node_ids).toEqual([]);
@@ -268,7 +220,7 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
 describe('what DeleteVolume does with the data (onDelete)', () => {
   it('onDelete=archive moves the directory under <root>/.archive/', async () => {
     const id = await createVolume(uniq('pvc-archive'), { parameters: { onDelete: 'archive' } });
-    const dir = dirOf(id);
+    const dir = volumeDir(id);
     await writeFile(onServer(dir, 'data', 'keep.txt'), 'archived\n');
 
     await csi.DeleteVolume({ volume_id: id });
@@ -285,7 +237,7 @@ describe('what DeleteVolume does with the data (onDelete)', () => {
   it('onDelete=retain keeps the data in place; the volume is gone for the CO', async () => {
     const name = uniq('pvc-retain');
     const id = await createVolume(name, { parameters: { onDelete: 'retain' } });
-    const dir = dirOf(id);
+    const dir = volumeDir(id);
     await writeFile(onServer(dir, 'data', 'keep.txt'), 'retained\n');
 
     await csi.DeleteVolume({ volume_id: id });
@@ -302,7 +254,7 @@ describe('what DeleteVolume does with the data (onDelete)', () => {
 
   it('ControllerModifyVolume switches onDelete: delete becomes retain', async () => {
     const id = await createVolume(uniq('pvc-modify'));
-    const dir = dirOf(id);
+    const dir = volumeDir(id);
     await writeFile(onServer(dir, 'data', 'keep.txt'), 'saved by modify\n');
 
     await csi.ControllerModifyVolume({ volume_id: id, mutable_parameters: { onDelete: 'retain' } });
@@ -341,7 +293,7 @@ describe('SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)', () => {
     await unstage(id, staging);
     await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' });
     await csi.DeleteVolume({ volume_id: id });
-    expect(await exists(onServer(dirOf(id)))).toBe(false);
+    expect(await exists(onServer(volumeDir(id)))).toBe(false);
   }, TEST_TIMEOUT_MS);
 });
 
@@ -354,7 +306,7 @@ describe('the controller keeps no state of its own', () => {
       csi.close();
       await driver.stop();
       driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
-      csi = connect(driver.endpoint);
+      csi = csiClient(driver.endpoint);
 
       const list = await csi.ListVolumes({});
       const entry = list.entries.find((e: { volume: { volume_id: string } }) => e.volume.volume_id === id);
@@ -367,6 +319,6 @@ describe('the controller keeps no state of its own', () => {
       await csi.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' }).catch(() => undefined);
       await csi.DeleteVolume({ volume_id: id }).catch(() => undefined);
     }
-    expect(await exists(onServer(dirOf(id)))).toBe(false);
+    expect(await exists(onServer(volumeDir(id)))).toBe(false);
   }, TEST_TIMEOUT_MS);
 });

@@ -12,41 +12,27 @@
 //   sees what Kubernetes promised.
 // The workload here is `setpriv --reuid=1000 --regid=2000 --clear-groups sh -c '…'`: uid 1000, gid
 // 2000, no supplementary groups, exactly like the pod's process. The test itself runs no shell.
-import { access, chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
-import { csiClient } from '../support/csi-client.js';
-
-/** The CSI calls this file makes, typed as always present (csiClient builds them from the proto). */
-const RPCS = [
-  'NodeGetInfo', 'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume',
-  'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume',
-] as const;
-type Csi = { [rpc in (typeof RPCS)[number]]: (request?: object) => Promise<any> } & { close(): void };
+import { csiClient, type CsiClient } from '../support/csi-client.js';
+import { CMD_TIMEOUT_MS, exists, mountCap, mountsUnder, tearDown, uniq, volumeDir } from '../support/helpers.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
-const CMD_TIMEOUT_MS = 15_000;
 const RUN_AS_USER = 1000;
 const FS_GROUP = 2000;
 
 let server: SshServer;
 let driver: RunningDriver;
-let csi: Csi;
+let csi: CsiClient;
 let work: string;
 const staged = new Map<string, string>(); // staging path -> volume ID
 const published = new Map<string, string>(); // target path -> volume ID
 const volumes = new Set<string>();
-
-const exists = (p: string) => access(p).then(() => true, () => false);
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
-}
 
 /** Runs `script` as the pod's process would: uid 1000, gid 2000, no supplementary groups. */
 const asWorkload = (script: string, ...args: string[]) =>
@@ -62,31 +48,18 @@ beforeAll(async () => {
   await chmod(work, 0o755);
   server = await startSshServer();
   driver = await startDriver(server, { nodeId: 'node-a', mode: 'all' });
-  csi = csiClient(driver.endpoint) as unknown as Csi;
+  csi = csiClient(driver.endpoint);
   await csi.NodeGetInfo({});
 }, HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
-  try {
-    for (const [target, id] of published) await csi?.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
-    for (const [staging, id] of staged) await csi?.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined);
-    for (const id of volumes) {
-      await csi?.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' }).catch(() => undefined);
-      await csi?.DeleteVolume({ volume_id: id }).catch(() => undefined);
-    }
-    if (work) for (const m of (await mountsUnder(work)).reverse()) await execa('umount', ['-l', m], { timeout: CMD_TIMEOUT_MS, reject: false });
-  } finally {
-    csi?.close();
-    await driver?.stop().catch(() => undefined);
-    await server?.stop().catch(() => undefined);
-    if (work && (await mountsUnder(work)).length === 0) await rm(work, { recursive: true, force: true });
-  }
+  await tearDown({ work, drivers: [{ driver, csi, staged, published }], volumes: { controller: csi, ids: volumes, nodeIds: ['node-a'] }, servers: [server] });
 }, HOOK_TIMEOUT_MS);
 
 describe('a pod running as uid 1000 with fsGroup 2000', () => {
   it('writes and reads its volume, and sees its files owned by group 2000', async () => {
-    const cap = { access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' }, mount: { fs_type: '', mount_flags: [], volume_mount_group: String(FS_GROUP) } };
-    const name = `pvc-non-root-${Math.random().toString(36).slice(2, 8)}`;
+    const cap = mountCap('SINGLE_NODE_MULTI_WRITER', { volume_mount_group: String(FS_GROUP) });
+    const name = uniq('pvc-non-root');
     const id = (await csi.CreateVolume({ name, volume_capabilities: [cap] })).volume.volume_id as string;
     volumes.add(id);
     await csi.ControllerPublishVolume({ volume_id: id, node_id: 'node-a', volume_capability: cap, readonly: false });
@@ -120,7 +93,7 @@ describe('a pod running as uid 1000 with fsGroup 2000', () => {
     expect(deeper.stdout).toBe('g');
 
     // On the server the file is there, written by the SSH user.
-    const dir = id.slice(id.indexOf('/') + 1);
+    const dir = volumeDir(id);
     expect(await readFile(join(server.root, dir, 'data', 'f'), 'utf8')).toBe('x\n');
     expect((await stat(join(server.root, dir, 'data', 'f'))).uid).toBe(0);
 

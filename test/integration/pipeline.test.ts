@@ -1,21 +1,19 @@
 // The request pipeline every RPC goes through (src/grpc/pipeline.ts): validate → lock → handle bounded
 // by deadline and cancel → map errors → one log line → metrics. Exercised against the real driver, a
 // real sshd and real sshfs; a hung backend is a real sshd frozen with SIGSTOP.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, loadPackageDefinition, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { execa } from 'execa';
 import { CSI_PROTO, LOADER_OPTIONS } from '../../src/grpc/proto.js';
 import { freePort, startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
 import { CSI_METHODS, csiClient, type CsiClient } from '../support/csi-client.js';
+import { failure, mountCap, tearDown, timed, uniq } from '../support/helpers.js';
 
-const CMD_TIMEOUT_MS = 10_000;
-const CAPABILITY = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const CAPABILITY = mountCap('SINGLE_NODE_WRITER');
 const SECRET = 'hunter2-SECRET';
 
 let server: SshServer | undefined;
@@ -27,27 +25,6 @@ let work: string;
 function api(): CsiClient {
   if (!client) throw new Error('driver not started');
   return client;
-}
-
-const rand = () => randomBytes(4).toString('hex');
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: ServiceError; ms: number }> {
-  const t0 = performance.now();
-  try {
-    return { value: await fn(), ms: Math.round(performance.now() - t0) };
-  } catch (err) {
-    return { error: err as ServiceError, ms: Math.round(performance.now() - t0) };
-  }
-}
-
-/** The gRPC error of a call that must fail. */
-async function failure(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as ServiceError;
-  }
-  throw new Error('the call succeeded but was expected to fail');
 }
 
 const createRequest = (name: string, extra: object = {}) => ({ name, volume_capabilities: [CAPABILITY], capacity_range: { required_bytes: '1048576' }, ...extra });
@@ -82,14 +59,6 @@ async function whileFrozen<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function mountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-rn', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return stdout
-    .split('\n')
-    .filter((t) => t === dir || t.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-}
-
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tether-pipeline-'));
   server = await startSshServer();
@@ -103,20 +72,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.thaw().catch(() => undefined);
-  client?.close();
-  let clean = true;
-  if (work !== undefined) {
-    for (const target of await mountsUnder(work)) await execa('umount', ['-l', '--no-canonicalize', target], { timeout: CMD_TIMEOUT_MS, reject: false });
-    clean = (await mountsUnder(work)).length === 0;
-  }
-  await driver?.stop().catch(() => undefined);
-  await server?.stop().catch(() => undefined);
-  if (work !== undefined && clean) await rm(work, { recursive: true, force: true });
+  await tearDown({ work, drivers: [{ driver, csi: client }], servers: [server] });
 }, 60_000);
 
 describe('request pipeline', () => {
   it('(a) validates a request before looking anything up: random IDs with missing fields get INVALID_ARGUMENT', async () => {
-    const randomId = `no-such-volume-${rand()}`;
+    const randomId = uniq('no-such-volume');
     const publish = await failure(api().NodePublishVolume({ volume_id: randomId, staging_target_path: join(work, 'st'), volume_capability: CAPABILITY }));
     expect(publish.code).toBe(status.INVALID_ARGUMENT);
     expect(publish.details).toMatch(/target_path/);
@@ -142,7 +103,7 @@ describe('request pipeline', () => {
   }, 30_000);
 
   it('(b) a second call on a volume while the first hangs gets ABORTED naming the operation in progress', async () => {
-    const name = `stuck-b-${rand()}`;
+    const name = uniq('stuck-b');
     await whileFrozen(async () => {
       const first = timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 5_000 }));
       await sleep(500);
@@ -170,7 +131,7 @@ describe('request pipeline', () => {
   }, 60_000);
 
   it('(c) the lock is released when the deadline passes: the retry is not ABORTED, and succeeds after thaw', async () => {
-    const name = `stuck-c-${rand()}`;
+    const name = uniq('stuck-c');
     const t: number[] = [];
     await whileFrozen(async () => {
       const first = await timed(() => api().CreateVolume(createRequest(name), { deadlineMs: 2_000 }));
@@ -188,7 +149,7 @@ describe('request pipeline', () => {
   }, 60_000);
 
   it('(d) the lock is released when the client cancels: the retry is not ABORTED, and succeeds after thaw', async () => {
-    const name = `stuck-d-${rand()}`;
+    const name = uniq('stuck-d');
     const from = driver!.logs().length;
     await whileFrozen(async () => {
       const cancel = new AbortController();
@@ -214,7 +175,7 @@ describe('request pipeline', () => {
   it('(e) secrets are never logged: values become [redacted]', async () => {
     const from = driver!.logs().length;
     const secrets = { password: SECRET, token: `${SECRET}-2` };
-    const name = `secret-e-${rand()}`;
+    const name = uniq('secret-e');
     const created = await api().CreateVolume(createRequest(name, { secrets }));
     const id = created.volume.volume_id as string;
     const staging = join(work, `staging-${name}`);
@@ -223,9 +184,9 @@ describe('request pipeline', () => {
       await api().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY, secrets });
       await api().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, secrets });
       // Failing calls log at warn, with the request: redacted too.
-      const missing = await failure(api().NodeStageVolume({ volume_id: `box/missing-${rand()}`, staging_target_path: join(work, `staging-missing-${rand()}`), volume_capability: CAPABILITY, secrets }));
+      const missing = await failure(api().NodeStageVolume({ volume_id: `box/${uniq('missing')}`, staging_target_path: join(work, uniq('staging-missing')), volume_capability: CAPABILITY, secrets }));
       expect(missing.code).toBe(status.NOT_FOUND);
-      const bad = await failure(api().CreateVolume({ name: `bad-${rand()}`, volume_capabilities: [CAPABILITY], parameters: { nope: 'x' }, secrets }));
+      const bad = await failure(api().CreateVolume({ name: uniq('bad'), volume_capabilities: [CAPABILITY], parameters: { nope: 'x' }, secrets }));
       expect(bad.code).toBe(status.INVALID_ARGUMENT);
     } finally {
       await api().NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
@@ -243,7 +204,7 @@ describe('request pipeline', () => {
 
   it('(f) every call logs exactly one JSON line with its method and status code', async () => {
     const from = driver!.logs().length;
-    const name = `log-f-${rand()}`;
+    const name = uniq('log-f');
     const calls: [string, () => Promise<unknown>, string][] = [
       ['Probe', () => api().Probe(), 'OK'],
       ['GetPluginInfo', () => api().GetPluginInfo(), 'OK'],
@@ -267,10 +228,10 @@ describe('request pipeline', () => {
   }, 30_000);
 
   it('(g) serves Prometheus metrics: calls by method and code, errors by code, latency buckets', async () => {
-    const name = `metrics-g-${rand()}`;
+    const name = uniq('metrics-g');
     await api().CreateVolume(createRequest(name));
     await api().CreateVolume(createRequest(name));
-    await failure(api().CreateVolume({ name: `bad-${rand()}`, volume_capabilities: [CAPABILITY], parameters: { nope: 'x' } }));
+    await failure(api().CreateVolume({ name: uniq('bad'), volume_capabilities: [CAPABILITY], parameters: { nope: 'x' } }));
     await failure(api().NodeGetVolumeStats({ volume_id: `box/${name}`, volume_path: join(work, 'nowhere') }));
     await api().DeleteVolume({ volume_id: `box/${name}` });
 

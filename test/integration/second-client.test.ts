@@ -3,12 +3,12 @@
 // through a private socket and reports the :authority that really went over the wire. Node's HTTP/2
 // layer (nghttp2) accepts "localhost" and a percent-encoded path, and resets a raw path or an empty
 // value: the last two are documented known limitations (README, "gRPC clients and the :authority trap").
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
+import { exists } from '../support/helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CSI_PROBE = path.join(ROOT, '.tools/bin/csi-probe');
@@ -24,7 +24,7 @@ async function probe(extra: string[]) {
 }
 
 beforeAll(async () => {
-  if (!(await access(CSI_PROBE).then(() => true, () => false))) {
+  if (!(await exists(CSI_PROBE))) {
     // Builds the pinned Go tools (csi-probe among them) into .tools/bin.
     await execa('bash', [path.join(ROOT, 'test/tools/install.sh')], { cwd: ROOT, timeout: 600_000, stdio: 'inherit' });
   }

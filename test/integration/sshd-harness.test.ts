@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
+import { CMD_TIMEOUT_MS, isMounted } from '../support/helpers.js';
 
-const CMD_TIMEOUT_MS = 15_000;
 const TEST_TIMEOUT_MS = 60_000;
 
 let server: SshServer;
@@ -37,11 +37,6 @@ async function mount(name: string, knownHostsFile = knownHosts) {
     { timeout: CMD_TIMEOUT_MS, reject: false },
   );
   return { mnt, result };
-}
-
-async function isMounted(mnt: string): Promise<boolean> {
-  const { exitCode } = await execa('findmnt', ['-n', '--mountpoint', mnt], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return exitCode === 0;
 }
 
 async function unmount(mnt: string): Promise<void> {

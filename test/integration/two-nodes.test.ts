@@ -6,33 +6,24 @@
 // Both "nodes" are this host, so each has its own staging and pod directories (as two kubelets would),
 // and each node's calls go to its own driver's socket. File operations through mounts run as external
 // commands with timeouts, so a hung FUSE request can never wedge the test process itself.
-import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
-import { csiClient } from '../support/csi-client.js';
-
-/** The CSI calls this file makes, typed as always present (csiClient builds them from the proto). */
-const RPCS = [
-  'CreateVolume', 'DeleteVolume', 'ControllerPublishVolume', 'ControllerUnpublishVolume', 'ControllerGetVolume',
-  'NodeStageVolume', 'NodeUnstageVolume', 'NodePublishVolume', 'NodeUnpublishVolume', 'NodeGetInfo',
-] as const;
-type Csi = { [rpc in (typeof RPCS)[number]]: (request?: object) => Promise<any> } & { close(): void };
-const connect = (endpoint: string) => csiClient(endpoint) as unknown as Csi;
+import { csiClient, type CsiClient } from '../support/csi-client.js';
+import { cat, exists, failure, mountCap, mountsUnder, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
-const CMD_TIMEOUT_MS = 15_000;
 const REGISTRATION_WAIT_MS = 5_000;
 
 interface Node {
   id: string;
   driver: RunningDriver;
-  csi: Csi;
+  csi: CsiClient;
   /** This node's kubelet directory: staging and pod targets live under it. */
   dir: string;
   staged: Map<string, string>; // staging path -> volume ID
@@ -44,36 +35,14 @@ let work: string;
 let nodeA: Node;
 let nodeB: Node;
 /** The controller lives in driver A only. */
-let controller: Csi;
+let controller: CsiClient;
 const volumes = new Set<string>();
-
-const mountCap = (mode: string) => ({ access_mode: { mode }, mount: { fs_type: '', mount_flags: [] } });
-const uniq = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-const exists = (p: string) => access(p).then(() => true, () => false);
-
-async function failure(call: Promise<unknown>, code: status): Promise<ServiceError> {
-  const err = await call.then(
-    () => undefined,
-    (e: ServiceError) => e,
-  );
-  if (err === undefined) throw new Error(`expected gRPC status ${status[code]}, but the call succeeded`);
-  if (err.code !== code) throw new Error(`expected gRPC status ${status[code]}, got ${status[err.code] ?? err.code}: ${err.details}`);
-  return err;
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const { stdout } = await execa('findmnt', ['-n', '-l', '-o', 'TARGET'], { timeout: CMD_TIMEOUT_MS, reject: false });
-  return String(stdout).split('\n').filter((t) => t === dir || t.startsWith(`${dir}/`));
-}
-
-const write = (file: string, content: string) => execa('tee', [file], { input: content, timeout: CMD_TIMEOUT_MS, reject: false });
-const cat = (file: string) => execa('cat', [file], { timeout: CMD_TIMEOUT_MS, reject: false });
 
 async function startNode(id: string, mode: 'all' | 'node'): Promise<Node> {
   const dir = join(work, id);
   await mkdir(dir);
   const driver = await startDriver(server, { nodeId: id, mode });
-  return { id, driver, csi: connect(driver.endpoint), dir, staged: new Map(), published: new Map() };
+  return { id, driver, csi: csiClient(driver.endpoint), dir, staged: new Map(), published: new Map() };
 }
 
 async function createVolume(name: string, cap: object) {
@@ -108,12 +77,6 @@ async function unmountOn(node: Node, volumeId: string) {
   }
 }
 
-async function teardownNode(node: Node | undefined) {
-  if (!node) return;
-  for (const [target, id] of node.published) await node.csi.NodeUnpublishVolume({ volume_id: id, target_path: target }).catch(() => undefined);
-  for (const [staging, id] of node.staged) await node.csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }).catch(() => undefined);
-}
-
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tether-two-nodes-'));
   server = await startSshServer();
@@ -124,24 +87,7 @@ beforeAll(async () => {
 }, HOOK_TIMEOUT_MS);
 
 afterAll(async () => {
-  try {
-    await teardownNode(nodeA);
-    await teardownNode(nodeB);
-    if (controller) {
-      for (const id of volumes) {
-        for (const node of ['node-a', 'node-b']) await controller.ControllerUnpublishVolume({ volume_id: id, node_id: node }).catch(() => undefined);
-        await controller.DeleteVolume({ volume_id: id }).catch(() => undefined);
-      }
-    }
-    if (work) for (const m of (await mountsUnder(work)).reverse()) await execa('umount', ['-l', m], { timeout: CMD_TIMEOUT_MS, reject: false });
-  } finally {
-    for (const node of [nodeA, nodeB]) {
-      node?.csi.close();
-      await node?.driver.stop().catch(() => undefined);
-    }
-    await server?.stop().catch(() => undefined);
-    if (work && (await mountsUnder(work)).length === 0) await rm(work, { recursive: true, force: true });
-  }
+  await tearDown({ work, drivers: [nodeA, nodeB], volumes: { controller, ids: volumes, nodeIds: ['node-a', 'node-b'] }, servers: [server] });
 }, HOOK_TIMEOUT_MS);
 
 describe('a volume follows its workload from node-a to node-b', () => {
@@ -198,7 +144,7 @@ describe('a volume follows its workload from node-a to node-b', () => {
     const r = await cat(join(onB.target, 'state.txt'));
     expect(r.stdout).toBe('written on node-a');
     expect((await write(join(onB.target, 'state.txt'), 'and now node-b\n')).exitCode).toBe(0);
-    expect(await readFile(join(server.root, id.split('/')[1]!, 'data', 'state.txt'), 'utf8')).toBe('and now node-b\n');
+    expect(await readFile(join(server.root, volumeDir(id), 'data', 'state.txt'), 'utf8')).toBe('and now node-b\n');
 
     // node-a cannot take it back while node-b holds it.
     const back = await failure(

@@ -68,7 +68,7 @@ export async function startDriver(server: SshServer, options: DriverOptions = {}
   child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const deadline = Date.now() + 15_000;
   while (!(await access(socket).then(() => true, () => false))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
       throw new Error(`driver did not start:\n${output}`);
