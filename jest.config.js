@@ -4,5 +4,7 @@ export default {
   projects: [
     { displayName: 'unit', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/unit/**/*.test.js'] },
     { displayName: 'integration', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/integration/**/*.test.js'] },
+    // Inside the user-mode Linux guest only: bash test/nfs/run.sh
+    { displayName: 'nfs', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/nfs/**/*.test.js'] },
   ],
 };

@@ -35,6 +35,11 @@ export interface MountSpec {
   args(target: string, secretDir: string): string[];
   /** Files the mount needs (keys, known_hosts), written 0600 into `secretDir` and removed at unmount. */
   secretFiles: Record<string, string | Buffer>;
+  /**
+   * A group the volume's data directory must be writable by (the pod's fsGroup), for filesystems with
+   * no mount option for it (NFS): the node gives the directory to that group, setgid, at stage.
+   */
+  groupAccess?: number;
   /** Read-ahead to set on the mount's backing device (FUSE defaults to 128 KiB), if any. */
   readAheadKb?: number;
 }

@@ -2,9 +2,18 @@ import { lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promi
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DirEntry, RemoteFs } from './backend.js';
+import { errnoName } from '../grpc/errors.js';
 import { probeMount } from '../node/probe.js';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
+
+/** A use of the mounted export: its root, and how to give it back or report it stale. */
+export interface ExportHandle {
+  root: string;
+  release(): void;
+  /** The mount answered ESTALE: the next use mounts the export again. */
+  stale(): void;
+}
 
 /**
  * RemoteFs on a directory of this machine that is a network mount (the controller's mount of an NFS
@@ -14,11 +23,21 @@ import { withTimeout } from '../util/time.js';
 export class LocalFs implements RemoteFs {
   constructor(
     readonly location: string,
-    private readonly acquire: () => Promise<{ root: string; release(): void }>,
+    private readonly acquire: () => Promise<ExportHandle>,
     private readonly opTimeoutMs = 30_000,
   ) {}
 
+  /** One operation; after a stale file handle (the export was re-created on the server) once more on a fresh mount. */
   private async run<T>(what: string, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
+    try {
+      return await this.attempt(what, fn, timeoutMs);
+    } catch (err) {
+      if (errnoName(err) !== 'ESTALE') throw err;
+      return await this.attempt(what, fn, timeoutMs);
+    }
+  }
+
+  private async attempt<T>(what: string, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs: number): Promise<T> {
     const mount = await this.acquire();
     const abs = (p: string) => {
       const full = path.resolve(mount.root, p);
@@ -27,6 +46,9 @@ export class LocalFs implements RemoteFs {
     };
     try {
       return await withTimeout(fn(abs), timeoutMs, `${what} on ${this.location}`);
+    } catch (err) {
+      if (errnoName(err) === 'ESTALE') mount.stale();
+      throw err;
     } finally {
       mount.release();
     }
@@ -97,7 +119,7 @@ export class LocalFs implements RemoteFs {
   usage(): Promise<{ totalBytes: number; availableBytes: number }> {
     return this.run('statfs', async (abs) => {
       const health = await probeMount(abs('.'), Math.min(this.opTimeoutMs, 10_000));
-      if (!health.ok) throw new Error(`cannot read the size of ${this.location}: ${health.reason}`);
+      if (!health.ok) throw Object.assign(new Error(`cannot read the size of ${this.location}: ${health.reason}`), { code: health.kind === 'gone' ? 'ESTALE' : 'EIO' });
       return { totalBytes: health.usage.totalBytes, availableBytes: health.usage.availableBytes };
     });
   }

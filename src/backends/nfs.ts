@@ -6,7 +6,7 @@ import { unavailable } from '../grpc/errors.js';
 import { Mounter } from '../node/mounter.js';
 import { mountAt, readMountTable } from '../node/mount-table.js';
 import type { Backend, MountRequest, MountSpec } from './backend.js';
-import { LocalFs } from './local-fs.js';
+import { LocalFs, type ExportHandle } from './local-fs.js';
 import { checkNfsOptions, requestedVersion } from './nfs-options.js';
 import { splitOptions } from './sshfs-options.js';
 
@@ -50,7 +50,7 @@ export class NfsBackend implements Backend {
   mountSpec(dir: string, request: MountRequest): MountSpec {
     const options = [...request.flags];
     if (request.readonly) options.push('ro');
-    return this.spec(posix.join(this.config.share, dir), options);
+    return { ...this.spec(posix.join(this.config.share, dir), options), groupAccess: request.group };
   }
 
   private spec(exportPath: string, extra: string[]): MountSpec {
@@ -80,6 +80,7 @@ export class NfsBackend implements Backend {
  */
 class ExportMount {
   private users = 0;
+  private isStale = false;
   private mounting?: Promise<void>;
   private idle?: NodeJS.Timeout;
 
@@ -89,7 +90,7 @@ class ExportMount {
     private readonly mounter: Mounter,
   ) {}
 
-  async acquire(): Promise<{ root: string; release(): void }> {
+  async acquire(): Promise<ExportHandle> {
     this.users++;
     clearTimeout(this.idle);
     try {
@@ -105,6 +106,7 @@ class ExportMount {
         if (!released) this.releaseOne();
         released = true;
       },
+      stale: () => (this.isStale = true),
     };
   }
 
@@ -115,11 +117,18 @@ class ExportMount {
   }
 
   private async ensureMounted(): Promise<void> {
-    const current = mountAt(await readMountTable(), this.dir);
-    if (current && this.spec.fstypes.includes(current.fstype) && current.source === this.spec.source) return;
+    const signal = new AbortController().signal;
+    let current = mountAt(await readMountTable(), this.dir);
+    if (current && this.spec.fstypes.includes(current.fstype) && current.source === this.spec.source) {
+      if (!this.isStale) return;
+      // The server's export was re-created (restore, new disk): every handle of this mount is stale.
+      await this.mounter.unmount(current, signal);
+      current = mountAt(await readMountTable(), this.dir);
+    }
     if (current) throw unavailable(`${this.dir} holds ${current.source} (${current.fstype}), not the export ${this.spec.source}; refusing to use it`);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await this.mounter.mount(this.spec, this.dir, new AbortController().signal);
+    await this.mounter.mount(this.spec, this.dir, signal);
+    this.isStale = false;
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { status } from '@grpc/grpc-js';
 
 /** An error that carries the gRPC status the CSI spec names for it and a message a person can act on. */
@@ -26,6 +27,17 @@ export const internal = (message: string) => new CsiError(status.INTERNAL, messa
 const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EIO', 'ESTALE']);
 
 /**
+ * The POSIX name of an operating-system error. Node names most errnos in `code`, but not all:
+ * ESTALE from a file operation arrives as "Unknown system error -116", with only `errno` set.
+ */
+export function errnoName(err: unknown): string | undefined {
+  const e = err as { code?: unknown; errno?: unknown } | undefined;
+  if (typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) return e.code;
+  if (typeof e?.errno !== 'number') return undefined;
+  return Object.entries(constants.errno).find(([, n]) => n === Math.abs(e.errno as number))?.[0];
+}
+
+/**
  * Turns anything thrown by a handler into a CsiError. Known errors keep their code; errors from the
  * network or the operating system become UNAVAILABLE or INTERNAL with their one-line message — never a
  * stack trace.
@@ -34,7 +46,8 @@ export function toCsiError(err: unknown): CsiError {
   if (err instanceof CsiError) return err;
   const e = err as { code?: unknown; message?: unknown; level?: unknown };
   const message = typeof e?.message === 'string' ? firstLine(e.message) : String(err);
-  if (typeof e?.code === 'string' && TRANSIENT.has(e.code)) return unavailable(message);
+  const errno = errnoName(err);
+  if (errno && TRANSIENT.has(errno)) return unavailable(message.replace(/Unknown system error -116/g, 'ESTALE: stale file handle'));
   if (e?.level === 'client-timeout' || e?.level === 'client-socket') return unavailable(message);
   return internal(message);
 }

@@ -34,14 +34,18 @@ export function mountAt(table: readonly MountEntry[], path: string): MountEntry 
   return table.filter((m) => m.target === path).at(-1);
 }
 
-/** Other mounts of the same filesystem (bind mounts of a staged volume), excluding `except`. */
-export function sameDevice(table: readonly MountEntry[], device: string, except: string): MountEntry[] {
-  return table.filter((m) => m.device === device && m.target !== except);
+/**
+ * The bind mounts of the volume staged at `staged` (its published targets): the same filesystem
+ * (device) and the same volume directory. Both matter: the kernel NFS client shares one superblock,
+ * hence one device, among all mounts of one server, so other volumes' mounts have that device too.
+ */
+export function bindsOf(table: readonly MountEntry[], staged: MountEntry): MountEntry[] {
+  return table.filter((m) => m.device === staged.device && m.target !== staged.target && sourceMatches(m, staged.source));
 }
 
 export const isReadOnly = (m: MountEntry) => m.options.includes('ro');
 
-/** findmnt shows a bind mount of a subdirectory as `source[/sub]`. */
+/** findmnt shows a bind mount of a subdirectory as `source[/sub]` (FUSE) or `server:/path/sub` (NFS). */
 export function sourceMatches(entry: MountEntry, source: string): boolean {
-  return entry.source === source || entry.source.startsWith(`${source}[`);
+  return entry.source === source || entry.source.startsWith(`${source}[`) || (entry.fstype.startsWith('nfs') && entry.source.startsWith(`${source}/`));
 }

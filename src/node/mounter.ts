@@ -5,10 +5,12 @@ import type { MountSpec } from '../backends/backend.js';
 import { CsiError, notFound, unavailable, internal } from '../grpc/errors.js';
 import { run } from '../util/exec.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
+import { probeMount } from './probe.js';
 
 const MOUNT_TIMEOUT_MS = 30_000;
 const UMOUNT_TIMEOUT_MS = 10_000;
 const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
+const NFS_PROBE_MS = 3_000;
 
 /**
  * Mounts and unmounts through mount(8), umount(8) and the backend's own program (sshfs), each
@@ -63,9 +65,10 @@ export class Mounter {
 
   /**
    * Unmounts whatever is mounted at `entry.target`, bounded in time even when the server is dead:
-   * umount; then, with `force`, cut the filesystem off its server (FUSE: abort the connection; NFS:
-   * umount -f), which releases every caller stuck on it but also breaks its other mounts — so only
-   * for the last user (NodeUnstage); then a lazy unmount as the last resort. Never touches the files.
+   * umount; then, with `force`, cut the filesystem off its server (FUSE: abort the connection; NFS,
+   * if the server does not answer: umount -f), which releases every caller stuck on it but also
+   * breaks its other mounts — so only for the last user (NodeUnstage); then a lazy unmount as the
+   * last resort. Never touches the files.
    */
   async unmount(entry: MountEntry, signal: AbortSignal, options: { force: boolean } = { force: false }): Promise<void> {
     const { target } = entry;
@@ -77,9 +80,15 @@ export class Mounter {
     } catch (err) {
       this.log.warn({ target, err: (err as Error).message }, 'umount failed; escalating');
     }
-    if (options.force) {
-      if (entry.fstype.startsWith('fuse')) await this.abortFuse(entry);
-      await attempt(entry.fstype.startsWith('nfs') ? ['--force'] : []).catch(() => undefined);
+    if (options.force && entry.fstype.startsWith('fuse')) {
+      await this.abortFuse(entry);
+      await attempt([]).catch(() => undefined);
+      if (!(await stillMounted())) return;
+    }
+    // umount -f kills the RPCs in flight on the whole NFS client of that server — every volume of
+    // it on this node shares one superblock — so only when this mount's server does not answer.
+    if (options.force && entry.fstype.startsWith('nfs') && !(await probeMount(target, NFS_PROBE_MS, signal)).ok) {
+      await attempt(['--force']).catch(() => undefined);
       if (!(await stillMounted())) return;
     }
     await attempt(['--lazy']).catch((err: unknown) => {

@@ -9,7 +9,25 @@ export interface FsUsage {
   usedInodes: number;
 }
 
-export type Health = { ok: true; usage: FsUsage } | { ok: false; reason: string };
+/**
+ * Why a mount does not answer:
+ * - `gone`: it can never answer again — a stale file handle (the server's export was re-created,
+ *   restored or moved) or a FUSE daemon that died. Only a new mount helps, and a new mount is safe:
+ *   nothing can still be queued on the old one.
+ * - `unreachable`: the server does not answer (down, hung, cut off). The mount heals by itself when
+ *   the server is back, with any writes still queued on it; unmounting it now would lose them.
+ * - `error`: anything else (permissions, ...).
+ */
+export type Broken = { ok: false; kind: 'gone' | 'unreachable' | 'error'; reason: string };
+export type Health = { ok: true; usage: FsUsage } | Broken;
+
+/** How broken a mount is, from what statfs said about it (see Broken). */
+export function brokenKind(reason: string): Broken['kind'] {
+  return GONE.test(reason) ? 'gone' : UNREACHABLE.test(reason) ? 'unreachable' : 'error';
+}
+
+const GONE = /stale file handle|transport endpoint is not connected/i;
+const UNREACHABLE = /input\/output error|host is down|connection (refused|reset|timed out)|no route to host|network is unreachable/i;
 
 /**
  * statfs of a mount path, in a child process with a timeout: a hung NFS or sshfs server blocks the
@@ -33,7 +51,9 @@ export async function probeMount(path: string, timeoutMs: number, signal?: Abort
     };
   } catch (err) {
     if (err instanceof CommandError) {
-      return { ok: false, reason: err.timedOut ? `the filesystem did not answer within ${timeoutMs} ms (server hung or unreachable)` : err.stderr.replace(/^stat: /, '') || err.message };
+      if (err.timedOut) return { ok: false, kind: 'unreachable', reason: `the filesystem did not answer within ${timeoutMs} ms (server hung or unreachable)` };
+      const reason = err.stderr.replace(/^stat: /, '') || err.message;
+      return { ok: false, kind: brokenKind(reason), reason };
     }
     throw err;
   }

@@ -1,15 +1,18 @@
 /**
- * Runs the real csi-sanity (installed by test/tools/install.sh) against `tether-csi --mode all` with
- * an sshfs backend on a throwaway sshd, and prints `sanity: N passed, M failed, K skipped`.
- * Fails on any failed spec and on any skipped spec not listed in ALLOWED_SKIPS.
+ * Runs the real csi-sanity (installed by test/tools/install.sh) against `tether-csi --mode all` and
+ * prints `sanity: N passed, M failed, K skipped`. Fails on any failed spec and on any skipped spec
+ * not listed in ALLOWED_SKIPS.
+ *
+ *   node dist/test/sanity/sanity.js [csi-sanity flags]               sshfs backend on a throwaway sshd
+ *   node dist/test/sanity/sanity.js --nfs [csi-sanity flags]         NFS backend (inside test/nfs/uml-run.sh)
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { startSshServer } from '../support/sshd.js';
-import { startDriver } from '../support/driver.js';
+import { startSshServer, type SshServer } from '../support/sshd.js';
+import { nfsBackendConfig, startDriver, startDriverWith, type RunningDriver } from '../support/driver.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CSI_SANITY = path.join(ROOT, '.tools/bin/csi-sanity');
@@ -20,10 +23,19 @@ const CSI_SANITY = path.join(ROOT, '.tools/bin/csi-sanity');
  */
 export const ALLOWED_SKIPS: RegExp[] = [/NodeGetVolumeHealth/i, /NodeGetStorageHealth/i, /ControllerGetVolumeHealth/i, /ControllerListVolumeHealth/i, /accessibility requirements/i];
 
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  const nfs = argv[0] === '--nfs';
+  const sanityFlags = nfs ? argv.slice(1) : argv;
   const work = await mkdtemp(path.join(os.tmpdir(), 'tether-sanity-'));
-  const server = await startSshServer();
-  const driver = await startDriver(server, { maxVolumesPerNode: 2, logLevel: process.env.TETHER_LOG_LEVEL ?? 'warn' });
+  const options = { maxVolumesPerNode: 2, logLevel: process.env.TETHER_LOG_LEVEL ?? 'warn' };
+  let server: SshServer | undefined;
+  let driver: RunningDriver;
+  if (nfs) {
+    driver = await startDriverWith([nfsBackendConfig()], options);
+  } else {
+    server = await startSshServer();
+    driver = await startDriver(server, options);
+  }
   try {
     const junit = path.join(work, 'junit.xml');
     const args = [
@@ -36,7 +48,7 @@ async function main(): Promise<number> {
       `--ginkgo.junit-report=${junit}`,
       '--ginkgo.no-color',
       '--ginkgo.timeout=20m',
-      ...process.argv.slice(2),
+      ...sanityFlags,
     ];
     const started = Date.now();
     const run = await execa(CSI_SANITY, args, { reject: false, all: true });
@@ -54,18 +66,18 @@ async function main(): Promise<number> {
     if (failed || unexpected.length || process.env.SANITY_VERBOSE) console.log(run.all);
     for (const name of skippedNames) console.log(`  skipped${unexpected.includes(name) ? ' (NOT ALLOWED)' : ''}: ${name}`);
     console.log(`csi-sanity took ${seconds} s (${pending} pending spec, not run by csi-sanity itself)`);
-    console.log(`sanity: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+    console.log(`${nfs ? 'sanity-nfs' : 'sanity'}: ${passed} passed, ${failed} failed, ${skipped} skipped`);
     return failed || unexpected.length || run.exitCode ? 1 : 0;
   } finally {
     await driver.stop();
-    await server.stop();
+    await server?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }
 
 const decode = (s: string) => s.replace(/&#34;|&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 
-main().then(
+main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(err);

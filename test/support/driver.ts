@@ -46,8 +46,24 @@ export function backendConfig(server: SshServer, name = 'box', mountOptions = ['
   };
 }
 
-/** Starts `tether-csi` as a child process against `server` and waits until its socket answers. */
-export async function startDriver(server: SshServer, options: DriverOptions = {}): Promise<RunningDriver> {
+/**
+ * The tether config for an NFS backend on the server the NFS harness runs (test/nfs/uml-run.sh sets
+ * NFS_SERVER and NFS_SHARE in the guest).
+ */
+export function nfsBackendConfig(name = 'nfs', mountOptions: string[] = []) {
+  const server = process.env.NFS_SERVER;
+  const share = process.env.NFS_SHARE;
+  if (!server || !share) throw new Error('NFS_SERVER and NFS_SHARE are not set: NFS tests run inside the guest of test/nfs/uml-run.sh');
+  return { name, type: 'nfs', server, share, mountOptions };
+}
+
+/** Starts `tether-csi` as a child process against the sshfs `server` and waits until its socket answers. */
+export function startDriver(server: SshServer, options: DriverOptions = {}): Promise<RunningDriver> {
+  return startDriverWith([backendConfig(server, 'box', options.mountOptions)], options);
+}
+
+/** Starts `tether-csi` with these backends (configs as in the YAML file) and waits until its socket answers. */
+export async function startDriverWith(backends: object[], options: DriverOptions = {}): Promise<RunningDriver> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-driver-'));
   const socket = path.join(dir, 'csi.sock');
   const configFile = path.join(dir, 'config.yaml');
@@ -56,7 +72,7 @@ export async function startDriver(server: SshServer, options: DriverOptions = {}
     stringify({
       runtimeDir: path.join(dir, 'run'),
       maxVolumesPerNode: options.maxVolumesPerNode ?? 0,
-      backends: [backendConfig(server, 'box', options.mountOptions)],
+      backends,
       ...options.extraConfig,
     }),
   );

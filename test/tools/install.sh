@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the master commit it contains
-PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2)
+PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
+          # the NFS harness (test/nfs): a userspace NFS server, the kernel client's tools, a UML kernel
+          # with the NFS client, and cc for its shim on AMX CPUs
+          nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind user-mode-linux gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

@@ -1,6 +1,6 @@
 // src/grpc/errors.ts: whatever a handler throws becomes a CsiError with the right code and a one-line message.
 import { status } from '@grpc/grpc-js';
-import { aborted, CsiError, invalid, notFound, toCsiError } from '../../src/grpc/errors.js';
+import { aborted, CsiError, errnoName, invalid, notFound, toCsiError } from '../../src/grpc/errors.js';
 
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 
@@ -22,6 +22,13 @@ describe('toCsiError', () => {
       expect(err.message).toBe(`connect ${code} 10.0.0.5:22`);
     },
   );
+
+  test('ESTALE that Node cannot name (only errno -116, as from a file operation on a stale NFS mount) → UNAVAILABLE, named', () => {
+    const thrown = Object.assign(new Error("Unknown system error -116: Unknown system error -116, open '/mnt/x/volume.json'"), { errno: -116, code: 'Unknown system error -116' });
+    const err = toCsiError(thrown);
+    expect(status[err.code]).toBe('UNAVAILABLE');
+    expect(err.message).toBe("ESTALE: stale file handle: ESTALE: stale file handle, open '/mnt/x/volume.json'");
+  });
 
   test.each<[string, unknown]>([
     ['ssh2 client-timeout', Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' })],
@@ -67,5 +74,19 @@ describe('toCsiError', () => {
     const original = new Error('boom');
     expect(toCsiError(original).message).toBe('boom');
     expect(toCsiError(original).message).not.toContain(original.stack!.split('\n')[1]!.trim());
+  });
+});
+
+describe('errnoName', () => {
+  test.each<[string, unknown, string | undefined]>([
+    ['a named code', withCode('x', 'EIO'), 'EIO'],
+    ['only errno, negative (libuv)', Object.assign(new Error('x'), { errno: -116 }), 'ESTALE'],
+    ['only errno, positive', Object.assign(new Error('x'), { errno: 2 }), 'ENOENT'],
+    ['a code that is not an errno name, with errno', Object.assign(new Error('x'), { code: 'Unknown system error -116', errno: -116 }), 'ESTALE'],
+    ['an SFTP status number', Object.assign(new Error('x'), { code: 4 }), undefined],
+    ['no code at all', new Error('x'), undefined],
+    ['not an error', undefined, undefined],
+  ])('%s → %s', (_, err, name) => {
+    expect(errnoName(err)).toBe(name);
   });
 });

@@ -1,9 +1,12 @@
 // src/node/mount-table.ts: reading `findmnt --list --json --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN`.
-import { isReadOnly, mountAt, parseFindmnt, sameDevice, sourceMatches, type MountEntry } from '../../src/node/mount-table.js';
+import { isReadOnly, mountAt, parseFindmnt, bindsOf, sourceMatches, type MountEntry } from '../../src/node/mount-table.js';
 
 const STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/0f3c/globalmount';
 const POD_A = '/var/lib/kubelet/pods/1111-aaaa/volumes/kubernetes.io~csi/pvc-1/mount';
 const POD_B = '/var/lib/kubelet/pods/2222-bbbb/volumes/kubernetes.io~csi/pvc-1/mount';
+const NFS_STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/77aa/globalmount';
+const NFS_POD = '/var/lib/kubelet/pods/3333-cccc/volumes/kubernetes.io~csi/pvc-2/mount';
+const NFS_OTHER = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/88bb/globalmount';
 
 /** As util-linux 2.38 prints it: a staged sshfs volume, two bind mounts of it, one of a subdirectory. */
 const FINDMNT = `{
@@ -62,6 +65,24 @@ const FINDMNT = `{
          "fstype": "none",
          "options": null,
          "maj:min": null
+      },{
+         "target": "${NFS_STAGING}",
+         "source": "10.0.0.5:/export/pvc-2",
+         "fstype": "nfs4",
+         "options": "rw,relatime,vers=4.2,hard,proto=tcp",
+         "maj:min": "0:70"
+      },{
+         "target": "${NFS_POD}",
+         "source": "10.0.0.5:/export/pvc-2/data",
+         "fstype": "nfs4",
+         "options": "rw,relatime,vers=4.2,hard,proto=tcp",
+         "maj:min": "0:70"
+      },{
+         "target": "${NFS_OTHER}",
+         "source": "10.0.0.5:/export/pvc-20",
+         "fstype": "nfs4",
+         "options": "rw,relatime,vers=4.2,hard,proto=tcp",
+         "maj:min": "0:70"
       }
    ]
 }`;
@@ -70,7 +91,7 @@ const table = parseFindmnt(FINDMNT);
 
 describe('parseFindmnt', () => {
   test('reads every row', () => {
-    expect(table).toHaveLength(9);
+    expect(table).toHaveLength(12);
   });
 
   test.each<[number, MountEntry]>([
@@ -110,15 +131,17 @@ describe('mountAt', () => {
   });
 });
 
-describe('sameDevice', () => {
-  test.each<[string, string, string, string[]]>([
-    ['bind mounts of the staged volume', '0:52', STAGING, [POD_A, POD_B]],
-    ['from a pod: the staging mount and the other pod', '0:52', POD_A, [STAGING, POD_B]],
-    ['the root disk and its bind mount', '8:1', '/', ['/var/lib/kubelet']],
-    ['a device nobody else mounts', '0:61', '/mnt/stacked', []],
-    ['an unknown device', '0:99', '', []],
-  ])('%s', (_, device, except, targets) => {
-    expect(sameDevice(table, device, except).map((m) => m.target)).toEqual(targets);
+describe('bindsOf', () => {
+  test.each<[string, string, string[]]>([
+    ['the pods of the staged sshfs volume', STAGING, [POD_A, POD_B]],
+    ['from a pod: the staging mount and the other pod', POD_A, [STAGING, POD_B]],
+    ['the root disk and its bind mount', '/', ['/var/lib/kubelet']],
+    ['a filesystem nobody else mounts', '/mnt/stacked', []],
+    // One NFS server, one superblock: the other volume's staging mount has the same device but is not a bind of this one.
+    ['the pod of the staged NFS volume, not the other NFS volume', NFS_STAGING, [NFS_POD]],
+    ['the other NFS volume has no pod', NFS_OTHER, []],
+  ])('%s', (_, target, binds) => {
+    expect(bindsOf(table, mountAt(table, target)!).map((m) => m.target)).toEqual(binds);
   });
 });
 
@@ -142,6 +165,11 @@ describe('sourceMatches', () => {
     [POD_B, 'root@127.0.0.1:/srv', false],
     [STAGING, 'root@127.0.0.2:/srv/x', false],
     [STAGING, '', false],
+    [NFS_STAGING, '10.0.0.5:/export/pvc-2', true],
+    [NFS_POD, '10.0.0.5:/export/pvc-2', true], // NFS shows a bind of a subdirectory as server:/path/sub
+    [NFS_POD, '10.0.0.5:/export/pvc', false],
+    [NFS_STAGING, '10.0.0.5:/export/pvc-2/data', false],
+    [NFS_STAGING, '10.0.0.6:/export/pvc-2', false],
   ])('%s against %j → %s', (target, source, matches) => {
     expect(sourceMatches(mountAt(table, target)!, source)).toBe(matches);
   });
