@@ -36,8 +36,10 @@ elapsed() { awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - 
 
 [ "${1:-}" = -- ] && shift
 [ $# -gt 0 ] || usage
-case "$REPO" in /|/tmp|/var/tmp|/tmp/*|/var/tmp/*)
-  die "refusing to share $REPO read-write with the guest: keep the repository out of /, /tmp, /var/tmp" ;; esac
+# The guest mounts its own tmpfs over /tmp and /var/tmp, then the repository at its path (below them
+# too, if it is there): the repository can live anywhere but at those roots themselves.
+case "$REPO" in /|/tmp|/var/tmp|/run)
+  die "refusing to share $REPO read-write with the guest: the repository must not be /, /tmp, /var/tmp or /run" ;; esac
 case "$REPO" in *[!A-Za-z0-9_./+-]*) die "the repository path '$REPO' must not contain spaces or special characters (it goes on the kernel command line)" ;; esac
 
 NFS_VERS=${NFS_VERS:-4}
