@@ -42,6 +42,7 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mkdir -p "$RUN"
 mount -t hostfs -o "$RUN" hostfs "$RUN" || { say "cannot mount the run dir $RUN"; poweroff; }
 echo booted > "$RUN/status"
+mkdir -p "$REPO"   # below /tmp or /var/tmp the guest's tmpfs hides the host's directory: make the mount point
 mount -t hostfs -o "$REPO" hostfs "$REPO" || fail setup-failed "cannot mount the repository $REPO writable"
 verbose "init started at uptime ${T_INIT}s (kernel $(uname -r))"
 
