@@ -75,7 +75,7 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
       if (!sourceMatches(existing, spec.source)) throw alreadyExists(`${staging} already holds another mount (${existing.source})`);
       const health = await probeMount(staging, STATS_TIMEOUT_MS, signal);
       if (health.ok) return grantGroup(spec, staging, signal);
-      if (health.kind !== 'gone') throw unavailable(`volume is staged at ${staging} but does not answer (${health.reason}); the mount is kept so that it heals, with its queued writes, when the server is back`);
+      if (health.kind !== 'gone') throw notAnswering(staging, health.reason);
       log.warn({ staging, reason: health.reason }, 'staged mount is gone for good; mounting it again');
       await mounter.unmount(existing, signal, { force: true });
     }
@@ -149,6 +149,7 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
         // the staging mount is made again here, from the same capability NodeStage had.
         const health = await probeMount(staged.target, STATS_TIMEOUT_MS, signal);
         if (!health.ok) {
+          if (health.kind !== 'gone') throw notAnswering(staged.target, health.reason);
           await stageAt(stagingSpec(req), staged.target, signal, log);
           ({ entry: staged, table } = await stagedMount());
         }
@@ -224,6 +225,10 @@ export function nodeRpcs(backends: Backends, mounter: Mounter, options: NodeOpti
     },
   };
 }
+
+/** A staged volume whose server does not answer: kept mounted, so it heals with its queued writes; the CO retries. */
+const notAnswering = (staging: string, reason: string) =>
+  unavailable(`volume is staged at ${staging} but does not answer (${reason}); the mount is kept so that it heals, with its queued writes, when the server is back`);
 
 /**
  * VOLUME_MOUNT_GROUP on a filesystem without a gid mount option (NFS): data/ goes to the pod's group,
