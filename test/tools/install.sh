@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the master commit it contains
+HELM_VERSION=v3.22.0        # lints and renders charts/tether
+SNAPSHOTTER_VERSION=v8.7.0  # external-snapshotter: its VolumeSnapshot CRDs validate the chart's and examples' snapshot objects
 PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
           # the NFS harness (test/nfs): a userspace NFS server, the kernel client's tools, a UML kernel
           # with the NFS client, and cc for its shim on AMX CPUs
@@ -31,4 +33,16 @@ fi
 if [ ! -x "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/main.go -nt "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/go.mod -nt "$GOBIN/csi-probe" ]; then
   echo "install.sh: building csi-probe"
   (cd test/clients/csi-probe && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-probe" .)
+fi
+if ! go version -m "$GOBIN/helm" 2>/dev/null | grep -q "helm.sh/helm/v3[[:space:]]*$HELM_VERSION[[:space:]]"; then
+  echo "install.sh: go install helm@$HELM_VERSION"
+  go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+CRDS=$PWD/.tools/crds
+if [ ! -f "$CRDS/.$SNAPSHOTTER_VERSION" ]; then
+  echo "install.sh: VolumeSnapshot CRDs of external-snapshotter $SNAPSHOTTER_VERSION"
+  dir=$(go mod download -json "github.com/kubernetes-csi/external-snapshotter/client/v8@$SNAPSHOTTER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$CRDS" && mkdir -p "$CRDS"
+  cp "$dir/config/crd/snapshot.storage.k8s.io_volumesnapshotclasses.yaml" "$dir/config/crd/snapshot.storage.k8s.io_volumesnapshots.yaml" "$CRDS/"
+  touch "$CRDS/.$SNAPSHOTTER_VERSION"
 fi

@@ -1,0 +1,149 @@
+{{/* The release's name prefix for every object. */}}
+{{- define "tether.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 52 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "tether.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "tether.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* tether's own image: the tag is the chart's appVersion unless set; "latest" is refused. */}}
+{{- define "tether.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if eq $tag "latest" }}{{ fail "image.tag: \"latest\" is not allowed; pin a version" }}{{ end -}}
+{{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}
+
+{{/* The Secret that holds config.yaml and the backends' key files. */}}
+{{- define "tether.configSecret" -}}
+{{- .Values.existingSecret | default (printf "%s-config" (include "tether.fullname" .)) -}}
+{{- end -}}
+
+{{/* Whether the controller mounts NFS exports (and so must be privileged). */}}
+{{- define "tether.controllerPrivileged" -}}
+{{- if kindIs "bool" .Values.controller.privileged -}}{{ .Values.controller.privileged }}
+{{- else -}}
+{{- $nfs := false -}}{{- range .Values.config.backends }}{{ if eq .type "nfs" }}{{ $nfs = true }}{{ end }}{{ end -}}{{ $nfs }}
+{{- end -}}
+{{- end -}}
+
+{{/* A kubernetes-csi sidecar of the controller: .name, .image, .args beyond the shared ones. */}}
+{{- define "tether.sidecar" -}}
+- name: {{ .name }}
+  image: {{ .image }}
+  args:
+    - --csi-address=/csi/csi.sock
+    - --v=2
+    {{- if .root.Values.controller.leaderElection }}
+    - --leader-election
+    - --leader-election-namespace={{ .root.Release.Namespace }}
+    {{- end }}
+    {{- range .args }}
+    - {{ . }}
+    {{- end }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+  volumeMounts:
+    - name: socket-dir
+      mountPath: /csi
+{{- end -}}
+
+{{/* The config volume: the Secret, read-only, files 0400. */}}
+{{- define "tether.configVolume" -}}
+- name: config
+  secret:
+    secretName: {{ include "tether.configSecret" . }}
+    defaultMode: 256    # 0400, written in decimal: YAML 1.1 and 1.2 read a leading 0 differently
+{{- end -}}
+
+{{/* tether's container, for --mode controller or node (.mode). */}}
+{{- define "tether.container" -}}
+- name: tether
+  image: {{ include "tether.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args:
+    - --mode={{ .mode }}
+    - --endpoint=unix:///csi/csi.sock
+    - --config=/etc/tether/config.yaml
+    - --driver-name={{ .root.Values.driverName }}
+    - --log-level={{ .root.Values.logLevel }}
+    {{- if eq .mode "node" }}
+    - --node-id=$(NODE_NAME)
+    {{- end }}
+    {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
+    - --metrics-address=0.0.0.0:{{ .root.Values.metrics.port }}
+    {{- end }}
+  env:
+    - name: NODE_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
+  ports:
+    - name: healthz
+      containerPort: 9808
+    {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
+    - name: metrics
+      containerPort: {{ .root.Values.metrics.port }}
+    {{- end }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: healthz
+    initialDelaySeconds: 10
+    timeoutSeconds: 5
+    periodSeconds: 10
+    failureThreshold: 5
+  {{- with .resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if .privileged }}
+  securityContext:
+    privileged: true
+  {{- else }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+  {{- end }}
+  volumeMounts:
+    - name: socket-dir
+      mountPath: /csi
+    - name: config
+      mountPath: /etc/tether
+      readOnly: true
+    - name: runtime-dir
+      mountPath: /run/tether
+    {{- if eq .mode "node" }}
+    - name: kubelet-dir
+      mountPath: {{ .root.Values.node.kubeletDir }}
+      mountPropagation: Bidirectional
+    - name: dev-fuse
+      mountPath: /dev/fuse
+    {{- end }}
+{{- end -}}
+
+{{/* The livenessprobe sidecar: calls Probe through the socket. */}}
+{{- define "tether.livenessProbe" -}}
+- name: liveness-probe
+  image: {{ .Values.sidecars.livenessProbe.image }}
+  args:
+    - --csi-address=/csi/csi.sock
+    - --health-port=9808
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+  volumeMounts:
+    - name: socket-dir
+      mountPath: /csi
+{{- end -}}

@@ -1,0 +1,261 @@
+// The Helm chart (charts/tether), as a cluster operator meets it: the real helm (installed by
+// test/tools/install.sh with `go install`) lints and renders it for several values files, and every
+// rendered object — and every file in examples/ — is validated against the Kubernetes API schemas of
+// a current release (kubernetes-models; the VolumeSnapshot CRDs of external-snapshotter for the
+// snapshot kinds). Then the things that break installs are asserted: the CSIDriver's fields, the
+// socket paths the driver and its sidecars share, the attacher, pinned images, secrets kept out of
+// ConfigMaps, the config Secret mounted read-only — and the rendered config is one tether accepts.
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { execa } from 'execa';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseConfigText } from '../../src/config.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const HELM = path.join(ROOT, '.tools/bin/helm');
+const CHART = path.join(ROOT, 'charts/tether');
+const VALUES = path.join(ROOT, 'test/chart/values');
+const CRDS = path.join(ROOT, '.tools/crds');
+const KUBE_VERSION = '1.34.0';
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [key: string]: any };
+
+async function render(valuesFile: string, ...extra: string[]): Promise<K8sObject[]> {
+  const { stdout } = await execa(HELM, ['template', 'tether', CHART, '--namespace', 'storage', '--kube-version', KUBE_VERSION, '-f', path.join(VALUES, valuesFile), ...extra], { timeout: 60_000 });
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+const byKind = (objects: K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
+const one = (objects: K8sObject[], kind: string, name?: string) => {
+  const found = byKind(objects, kind).filter((o) => name === undefined || o.metadata.name.endsWith(name));
+  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` named *${name}` : ''}, found ${found.length}`);
+  return found[0]!;
+};
+const podSpec = (o: K8sObject) => o.spec.template.spec;
+const containers = (o: K8sObject): any[] => podSpec(o).containers;
+const container = (o: K8sObject, name: string) => containers(o).find((c) => c.name === name);
+
+/** The VolumeSnapshot CRDs' schemas, made strict: unknown fields are errors, as in a real API server. */
+type Check = ((data: unknown) => boolean) & { errors?: unknown };
+const crdValidators = new Map<string, Check>();
+async function loadCrds(): Promise<void> {
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  for (const file of await readdir(CRDS)) {
+    if (!file.endsWith('.yaml')) continue;
+    const crd = parseAllDocuments(await readFile(path.join(CRDS, file), 'utf8')).map((d) => d.toJS()).find((d) => d?.kind === 'CustomResourceDefinition');
+    for (const version of crd.spec.versions) {
+      const schema = strictSchema(version.schema.openAPIV3Schema);
+      crdValidators.set(`${crd.spec.group}/${version.name}/${crd.spec.names.kind}`, ajv.compile(schema) as Check);
+    }
+  }
+}
+function strictSchema(schema: any): any {
+  if (Array.isArray(schema)) return schema.map(strictSchema);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: any = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([p, s]) => [p, strictSchema(s)])) : strictSchema(v)]));
+  if (out.properties && out.additionalProperties === undefined && !out['x-kubernetes-preserve-unknown-fields']) out.additionalProperties = false;
+  return out;
+}
+
+/** Validates one object against its kind's schema; throws with the object's name and the schema's complaint. */
+async function validate(o: K8sObject): Promise<void> {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const crd = crdValidators.get(`${group}/${version}/${o.kind}`);
+  if (crd) {
+    if (!crd(o)) throw new Error(`${o.kind} ${o.metadata.name}: ${JSON.stringify(crd.errors)}`);
+    return;
+  }
+  const module = group === 'monitoring.coreos.com' ? `@kubernetes-models/prometheus-operator/${o.apiVersion}/${o.kind}` : `kubernetes-models/${o.apiVersion}/${o.kind}`;
+  const model = (await import(module).catch(() => undefined))?.[o.kind];
+  if (!model) throw new Error(`no schema for ${o.apiVersion} ${o.kind}`);
+  try {
+    new model(o).validate();
+  } catch (err) {
+    throw new Error(`${o.kind} ${o.metadata.name}: ${(err as Error).message}`);
+  }
+}
+
+const VALUES_FILES = ['minimal.yaml', 'two-backends.yaml', 'existing-secret.yaml', 'snapshotter-off.yaml', 'kubelet-dir.yaml'];
+const rendered = new Map<string, K8sObject[]>();
+
+beforeAll(async () => {
+  await loadCrds();
+  for (const file of VALUES_FILES) rendered.set(file, await render(file));
+}, 120_000);
+
+describe('helm lint and helm template', () => {
+  test.each(VALUES_FILES)('helm lint --strict passes with %s', async (file) => {
+    const lint = await execa(HELM, ['lint', '--strict', CHART, '--kube-version', KUBE_VERSION, '-f', path.join(VALUES, file)], { timeout: 60_000, reject: false });
+    expect(lint.stdout).toContain('0 chart(s) failed');
+    expect(lint.exitCode).toBe(0);
+  }, 60_000);
+
+  test.each(VALUES_FILES)('every object rendered with %s is valid against the Kubernetes API schema', async (file) => {
+    const objects = rendered.get(file)!;
+    expect(objects.length).toBeGreaterThan(5);
+    for (const o of objects) await validate(o);
+  });
+
+  test('the validation is real: a broken object is caught', async () => {
+    const deployment = one(rendered.get('minimal.yaml')!, 'Deployment');
+    const broken = structuredClone(deployment);
+    broken.spec.replicas = 'two';
+    await expect(validate(broken)).rejects.toThrow(/replicas must be integer/);
+    const snapshotClass: K8sObject = { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshotClass', metadata: { name: 'x' }, driver: 'tether.csi.dev', deletionPolicy: 'Delete', deletionPolicyy: 'typo' };
+    await expect(validate(snapshotClass)).rejects.toThrow(/additional/);
+  });
+
+  test.each<[string, string[], RegExp]>([
+    ['the bare defaults, with no backend', ['-f', '/dev/null'], /config\.backends: configure at least one backend, or name an existingSecret/],
+    ['an image tag "latest"', ['--set', 'image.tag=latest'], /image\/tag/],
+    ['a sidecar on "latest"', ['--set', 'sidecars.attacher.image=registry.k8s.io/sig-storage/csi-attacher:latest'], /sidecars\/attacher\/image/],
+    ['an unknown value (a typo)', ['--set', 'controller.replica=2'], /additional properties 'replica' not allowed|replica/],
+    ['an sshfs backend without its key', ['--set-json', 'config.backends=[{"name":"b","type":"sshfs","host":"h","user":"u","path":"/p","hostKey":"ssh-ed25519 AAAA"}]'], /privateKey|oneOf/],
+  ])('refuses %s with a message naming the problem', async (_, args, message) => {
+    const file = args[1] === '/dev/null' ? [] : ['-f', path.join(VALUES, 'minimal.yaml')];
+    const result = await execa(HELM, ['template', 'tether', CHART, '--kube-version', KUBE_VERSION, ...file, ...args.filter((a) => a !== '-f' && a !== '/dev/null')], { timeout: 60_000, reject: false });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+  }, 60_000);
+});
+
+describe('what the rendered objects must get right', () => {
+  test('the CSIDriver: attachRequired, podInfoOnMount, fsGroupPolicy File, Persistent volumes', () => {
+    const driver = one(rendered.get('minimal.yaml')!, 'CSIDriver');
+    expect(driver.metadata.name).toBe('tether.csi.dev');
+    expect(driver.spec).toEqual({ attachRequired: true, podInfoOnMount: true, fsGroupPolicy: 'File', volumeLifecycleModes: ['Persistent'] });
+  });
+
+  test.each(VALUES_FILES)('the driver and every sidecar share one socket, and kubelet is told its host path (%s)', (file) => {
+    const objects = rendered.get(file)!;
+    const kubeletDir = file === 'kubelet-dir.yaml' ? '/var/lib/k0s/kubelet' : '/var/lib/kubelet';
+    for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet')]) {
+      const tether = container(workload, 'tether');
+      expect(tether.args).toContain('--endpoint=unix:///csi/csi.sock');
+      for (const c of containers(workload).filter((c) => c.name !== 'tether' && c.name !== 'mount-keeper')) {
+        expect({ name: c.name, args: c.args }).toEqual({ name: c.name, args: expect.arrayContaining(['--csi-address=/csi/csi.sock']) });
+        expect(c.volumeMounts).toContainEqual({ name: 'socket-dir', mountPath: '/csi' });
+      }
+      expect(tether.volumeMounts).toContainEqual({ name: 'socket-dir', mountPath: '/csi' });
+    }
+    const node = one(objects, 'DaemonSet');
+    const volumes = Object.fromEntries(podSpec(node).volumes.map((v: any) => [v.name, v]));
+    expect(volumes['socket-dir'].hostPath.path).toBe(`${kubeletDir}/plugins/tether.csi.dev`);
+    expect(volumes['registration-dir'].hostPath.path).toBe(`${kubeletDir}/plugins_registry`);
+    expect(container(node, 'node-driver-registrar').args).toContain(`--kubelet-registration-path=${kubeletDir}/plugins/tether.csi.dev/csi.sock`);
+    expect(container(node, 'tether').volumeMounts).toContainEqual({ name: 'kubelet-dir', mountPath: kubeletDir, mountPropagation: 'Bidirectional' });
+  });
+
+  test('the controller runs provisioner (with --extra-create-metadata), attacher, resizer, snapshotter, livenessprobe; the node runs registrar and livenessprobe', () => {
+    const objects = rendered.get('two-backends.yaml')!;
+    const controller = one(objects, 'Deployment');
+    expect(containers(controller).map((c) => c.name)).toEqual(['tether', 'csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
+    expect(container(controller, 'csi-provisioner').args).toContain('--extra-create-metadata');
+    expect(container(controller, 'tether').args).toContain('--mode=controller');
+    expect(controller.spec.replicas).toBe(2);
+    for (const c of containers(controller).filter((c) => c.name.startsWith('csi-'))) expect(c.args).toContain('--leader-election');
+    const node = one(objects, 'DaemonSet');
+    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe']);
+    expect(container(node, 'tether').args).toEqual(expect.arrayContaining(['--mode=node', '--node-id=$(NODE_NAME)']));
+    const withoutSnapshots = rendered.get('snapshotter-off.yaml')!;
+    expect(containers(one(withoutSnapshots, 'Deployment')).map((c) => c.name)).not.toContain('csi-snapshotter');
+    expect(byKind(withoutSnapshots, 'Role')).toEqual([]); // no leader election, no lease rights
+  });
+
+  test('privileged only where mounting needs it: the node plugin; the controller only for NFS backends', () => {
+    const privileged = (o: K8sObject) => containers(o).filter((c) => c.securityContext?.privileged).map((c) => c.name);
+    expect(privileged(one(rendered.get('minimal.yaml')!, 'Deployment'))).toEqual([]); // sshfs: SFTP only
+    expect(privileged(one(rendered.get('two-backends.yaml')!, 'Deployment'))).toEqual(['tether']); // NFS: mounts the export
+    expect(privileged(one(rendered.get('existing-secret.yaml')!, 'Deployment'))).toEqual(['tether']);
+    for (const file of VALUES_FILES) expect(privileged(one(rendered.get(file)!, 'DaemonSet'))).toEqual(['tether']);
+    const devFuse = podSpec(one(rendered.get('minimal.yaml')!, 'DaemonSet')).volumes.find((v: any) => v.name === 'dev-fuse');
+    expect(devFuse.hostPath).toEqual({ path: '/dev/fuse', type: 'CharDevice' });
+  });
+
+  test.each(VALUES_FILES)('every image is pinned to a version, none is "latest" (%s)', (file) => {
+    const images = rendered.get(file)!.flatMap((o) => (o.spec?.template ? containers(o).map((c) => c.image as string) : []));
+    expect(images.length).toBeGreaterThan(3);
+    for (const image of images) expect(image).toMatch(/:v?\d+\.\d+\.\d+$/);
+    expect(images).toContain('ghcr.io/tether-csi/tether:0.1.0');
+  });
+
+  test('chart version and appVersion move together, and match the package', async () => {
+    const chart = parseYaml(await readFile(path.join(CHART, 'Chart.yaml'), 'utf8'));
+    const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(chart.version).toBe(chart.appVersion);
+    expect(chart.appVersion).toBe(pkg.version);
+  });
+
+  test('the config and the keys live in a Secret, mounted read-only; no ConfigMap holds a secret', () => {
+    for (const file of VALUES_FILES) {
+      const objects = rendered.get(file)!;
+      for (const map of byKind(objects, 'ConfigMap')) expect(JSON.stringify(map)).not.toMatch(/PRIVATE KEY|TESTKEYSECRETVALUE/);
+      for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet')]) {
+        const secretName = file === 'existing-secret.yaml' ? 'my-tether-config' : 'tether-config';
+        expect(podSpec(workload).volumes).toContainEqual({ name: 'config', secret: { secretName, defaultMode: 0o400 } });
+        expect(container(workload, 'tether').volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/tether', readOnly: true });
+        expect(JSON.stringify(workload)).not.toContain('TESTKEYSECRETVALUE');
+      }
+    }
+    expect(byKind(rendered.get('existing-secret.yaml')!, 'Secret')).toEqual([]);
+  });
+
+  test('the rendered config.yaml is one tether itself accepts, with each sshfs key as a file beside it', () => {
+    const secret = one(rendered.get('two-backends.yaml')!, 'Secret');
+    const config = parseConfigText(secret.stringData['config.yaml'], 'config.yaml');
+    expect(config.backends.map((b) => [b.name, b.type])).toEqual([['box', 'sshfs'], ['filer', 'nfs']]);
+    const box = config.backends[0]!;
+    expect(box.type === 'sshfs' && box.privateKeyFile).toBe('/etc/tether/box.key');
+    expect(secret.stringData['box.key']).toContain('TESTKEYSECRETVALUE');
+    expect(secret.stringData['config.yaml']).not.toContain('TESTKEYSECRETVALUE');
+    expect(config.maxVolumesPerNode).toBe(50);
+  });
+
+  test('StorageClasses and the VolumeSnapshotClass come from values, with the driver as provisioner', () => {
+    const objects = rendered.get('two-backends.yaml')!;
+    const box = one(objects, 'StorageClass', 'tether-box');
+    expect(box).toMatchObject({ provisioner: 'tether.csi.dev', parameters: { backend: 'box', onDelete: 'archive' }, reclaimPolicy: 'Delete', allowVolumeExpansion: true });
+    expect(box.metadata.annotations?.['storageclass.kubernetes.io/is-default-class']).toBe('true');
+    const nfs = one(objects, 'StorageClass', 'tether-nfs');
+    expect(nfs).toMatchObject({ parameters: { backend: 'filer', volumeNameTemplate: '${pvc.metadata.namespace}-${pvc.metadata.name}' }, reclaimPolicy: 'Retain', volumeBindingMode: 'WaitForFirstConsumer', mountOptions: ['nconnect=4'] });
+    expect(one(objects, 'VolumeSnapshotClass')).toMatchObject({ driver: 'tether.csi.dev', deletionPolicy: 'Delete' });
+    expect(one(objects, 'ServiceMonitor').spec.endpoints).toEqual([{ port: 'metrics', interval: '30s' }]);
+  });
+
+  test('the node plugin gets no API access; the controller\'s rights are the sidecars\' and no more', () => {
+    const objects = rendered.get('two-backends.yaml')!;
+    const nodeAccount = one(objects, 'ServiceAccount', 'tether-node');
+    expect(nodeAccount.automountServiceAccountToken).toBe(false);
+    expect(podSpec(one(objects, 'DaemonSet')).automountServiceAccountToken).toBe(false);
+    const rules = one(objects, 'ClusterRole').rules as { resources: string[]; verbs: string[] }[];
+    expect(rules.flatMap((r) => r.verbs)).not.toContain('*');
+    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(one(objects, 'Role').rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'watch', 'list', 'delete', 'update', 'create'] }]);
+  });
+
+  test('a second long-lived container (the planned mount keeper) slots into the node pod beside tether', () => {
+    const node = one(rendered.get('kubelet-dir.yaml')!, 'DaemonSet');
+    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe', 'mount-keeper']);
+  });
+});
+
+describe('examples/: the user\'s first ten minutes', () => {
+  test('every example is valid against the Kubernetes API schema, and names tether\'s classes', async () => {
+    const dir = path.join(ROOT, 'examples');
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(7);
+    const kinds: string[] = [];
+    for (const file of files) {
+      for (const doc of parseAllDocuments(await readFile(path.join(dir, file), 'utf8'))) {
+        const o = doc.toJS() as K8sObject;
+        await validate(o);
+        kinds.push(o.kind);
+      }
+    }
+    expect(new Set(kinds)).toEqual(new Set(['StorageClass', 'PersistentVolumeClaim', 'Pod', 'VolumeSnapshot', 'VolumeSnapshotClass']));
+  });
+});
