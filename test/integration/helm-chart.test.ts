@@ -166,6 +166,16 @@ describe('what the rendered objects must get right', () => {
     expect(byKind(withoutSnapshots, 'Role')).toEqual([]); // no leader election, no lease rights
   });
 
+  test('the node pod is on the host network, so NFS and ssh connections outlive it; its health port is one, and not 9808', () => {
+    const node = one(rendered.get('minimal.yaml')!, 'DaemonSet');
+    expect(podSpec(node)).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' });
+    expect(container(node, 'liveness-probe').args).toContain('--health-port=29810');
+    expect(container(node, 'tether').ports).toContainEqual({ name: 'healthz', containerPort: 29810 });
+    const controller = one(rendered.get('minimal.yaml')!, 'Deployment');
+    expect(podSpec(controller).hostNetwork).toBeUndefined();
+    expect(container(controller, 'liveness-probe').args).toContain('--health-port=9808');
+  });
+
   test('privileged only where mounting needs it: the node plugin; the controller only for NFS backends', () => {
     const privileged = (o: K8sObject) => containers(o).filter((c) => c.securityContext?.privileged).map((c) => c.name);
     expect(privileged(one(rendered.get('minimal.yaml')!, 'Deployment'))).toEqual([]); // sshfs: SFTP only

@@ -91,7 +91,7 @@ app.kubernetes.io/component: {{ .component }}
           fieldPath: spec.nodeName
   ports:
     - name: healthz
-      containerPort: 9808
+      containerPort: {{ .healthPort }}
     {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
     - name: metrics
       containerPort: {{ .root.Values.metrics.port }}
@@ -133,13 +133,13 @@ app.kubernetes.io/component: {{ .component }}
     {{- end }}
 {{- end -}}
 
-{{/* The livenessprobe sidecar: calls Probe through the socket. */}}
+{{/* The livenessprobe sidecar: calls Probe through the socket and serves /healthz on .port. */}}
 {{- define "tether.livenessProbe" -}}
 - name: liveness-probe
-  image: {{ .Values.sidecars.livenessProbe.image }}
+  image: {{ .root.Values.sidecars.livenessProbe.image }}
   args:
     - --csi-address=/csi/csi.sock
-    - --health-port=9808
+    - --health-port={{ .port }}
   securityContext:
     allowPrivilegeEscalation: false
     readOnlyRootFilesystem: true
