@@ -2,61 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { BACKEND_NAME } from './volumes/ids.js';
-import { checkSshfsOptions } from './backends/sshfs-options.js';
-import { checkNfsOptions } from './backends/nfs-options.js';
+import { backendSchema, type BackendConfig } from './backends/config.js';
 
 export type Mode = 'all' | 'controller' | 'node';
 
-/** A pinned OpenSSH public key line: type and base64 blob (a trailing comment is dropped). */
-const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]+={0,3}$/;
 /** CSI plugin names (and csi-sanity's stricter rule): letters at both ends. */
 const DRIVER_NAME = /^[a-zA-Z][A-Za-z0-9.-]{0,61}[a-zA-Z]$/;
-
-const sshfsBackend = z.object({
-  name: z.string().regex(BACKEND_NAME, 'lowercase letters, digits and dashes, at most 32, starting and ending with a letter or digit'),
-  type: z.literal('sshfs'),
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535).default(22),
-  user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'a plain user name'),
-  path: z.string().regex(/^\/\S*$/, 'an absolute path on the server').transform((p) => p.replace(/(.)\/+$/, '$1')),
-  hostKey: z
-    .string()
-    .transform((k) => k.trim().split(/\s+/).slice(0, 2).join(' '))
-    .refine((k) => HOST_KEY.test(k), 'the server host key as "ssh-ed25519 AAAA…" (see ssh-keyscan); it is required: tether never accepts an unknown host'),
-  privateKeyFile: z.string().min(1),
-  mountOptions: z
-    .array(z.string())
-    .default([])
-    .superRefine((opts, ctx) => {
-      try {
-        checkSshfsOptions(opts);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    }),
-}).strict();
-
-const nfsBackend = z
-  .object({
-    name: z.string().regex(BACKEND_NAME, 'lowercase letters, digits and dashes, at most 32, starting and ending with a letter or digit'),
-    type: z.literal('nfs'),
-    server: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'a host name or IP address'),
-    share: z.string().regex(/^\/\S*$/, 'the exported path, absolute (for NFSv4, the path in the pseudo filesystem)').transform((p) => p.replace(/(.)\/+$/, '$1')),
-    mountOptions: z
-      .array(z.string())
-      .default([])
-      .superRefine((opts, ctx) => {
-        try {
-          checkNfsOptions(opts);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }),
-  })
-  .strict();
-
-const backend = z.discriminatedUnion('type', [sshfsBackend, nfsBackend]);
 
 const fileConfig = z
   .object({
@@ -65,7 +16,7 @@ const fileConfig = z
     runtimeDir: z.string().regex(/^\//).default('/run/tether'),
     /** NodeGetInfo's max_volumes_per_node; 0 means no limit. */
     maxVolumesPerNode: z.number().int().min(0).default(0),
-    backends: z.array(backend).min(1, 'at least one backend is required'),
+    backends: z.array(backendSchema).min(1, 'at least one backend is required'),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -75,8 +26,6 @@ const fileConfig = z
       seen.add(b.name);
     });
   });
-
-export type BackendConfig = z.infer<typeof backend>;
 
 export interface Config {
   endpoint: string;

@@ -4,17 +4,18 @@ import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
 import { NfsBackend } from './backends/nfs.js';
-import { Backends } from './backends/registry.js';
-import { controllerRpcs } from './controller/service.js';
-import { groupControllerRpcs } from './controller/group-snapshots.js';
+import { controllerService } from './controller/service.js';
+import { groupControllerService } from './controller/group-snapshots.js';
 import { KeyedLocks } from './grpc/locks.js';
+import { Metrics } from './grpc/metrics.js';
 import { loadCsiRoot } from './grpc/proto.js';
 import { buildRedactor } from './grpc/redact.js';
-import { serve, type ServiceSet } from './grpc/server.js';
-import { identityRpcs, VERSION } from './identity.js';
-import { Metrics } from './metrics.js';
-import { Mounter } from './node/mounter.js';
-import { nodeRpcs } from './node/service.js';
+import type { ServiceSet } from './grpc/rpc.js';
+import { serve } from './grpc/server.js';
+import { identityService, VERSION } from './identity.js';
+import { Mounter } from './mounts/mounter.js';
+import { nodeService } from './node/service.js';
+import { Backends } from './volumes/registry.js';
 
 const REGISTER_RETRY_MS = 30_000;
 
@@ -29,13 +30,15 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const register = registration(config, backends, log);
 
-  const services: ServiceSet = { Identity: identityRpcs(config.driverName, config.mode !== 'node') };
+  const services: ServiceSet = { Identity: identityService(config.driverName, config.mode !== 'node') };
   if (config.mode !== 'node') {
-    services.Controller = controllerRpcs(backends);
-    services.GroupController = groupControllerRpcs(backends);
+    const deps = { backends, now: () => new Date() };
+    services.Controller = controllerService(deps);
+    services.GroupController = groupControllerService(deps);
   }
   if (config.mode !== 'controller') {
-    services.Node = nodeRpcs(backends, new Mounter(config.runtimeDir, log), { nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    const mounter = new Mounter(config.runtimeDir, log);
+    services.Node = nodeService({ backends, mounter, nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
   }
   const server = await serve(config.socketPath, services, { log, metrics, locks: new KeyedLocks(), redact: buildRedactor(loadCsiRoot()).redact, maxCallMs: 300_000 });
   const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;

@@ -1,3 +1,8 @@
+import type { MountSpec } from '../mounts/spec.js';
+
+/** Backend names: lowercase letters, digits and dashes, at most 32 (every volume ID starts with one). */
+export const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+
 /**
  * A storage backend, seen from both sides:
  * - the controller works on volume directories through `fs` (SFTP for sshfs; for NFS, a mount of
@@ -23,25 +28,6 @@ export interface MountRequest {
   readonly: boolean;
   /** The group the workload runs with (VOLUME_MOUNT_GROUP), if the CO sent one. */
   group?: number;
-}
-
-export interface MountSpec {
-  /** The filesystem types findmnt may show for the mount (`fuse.sshfs`; `nfs4` or `nfs`). */
-  fstypes: readonly string[];
-  /** The source findmnt shows for the mount. */
-  source: string;
-  command: string;
-  /** Arguments for `command` (never a secret: only paths to files); `secretDir` holds `secretFiles`. */
-  args(target: string, secretDir: string): string[];
-  /** Files the mount needs (keys, known_hosts), written 0600 into `secretDir` and removed at unmount. */
-  secretFiles: Record<string, string | Buffer>;
-  /**
-   * A group the volume's data directory must be writable by (the pod's fsGroup), for filesystems with
-   * no mount option for it (NFS): the node gives the directory to that group, setgid, at stage.
-   */
-  groupAccess?: number;
-  /** Read-ahead to set on the mount's backing device (FUSE defaults to 128 KiB), if any. */
-  readAheadKb?: number;
 }
 
 export interface DirEntry {

@@ -2,8 +2,8 @@ import { lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promi
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DirEntry, RemoteFs } from './backend.js';
-import { errnoName } from '../grpc/errors.js';
-import { probeMount } from '../node/probe.js';
+import { errnoName } from '../csi/errors.js';
+import { probeMount } from '../mounts/probe.js';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 

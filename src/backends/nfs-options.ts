@@ -1,5 +1,4 @@
-import { invalid } from '../grpc/errors.js';
-import { splitOptions } from './sshfs-options.js';
+import { splitOptions, uint, type Allowlist, type ValueRule } from './options.js';
 
 /**
  * The NFS mount options a user may set (backend mountOptions, StorageClass mountOptions). Anything
@@ -34,8 +33,7 @@ const FLAGS = new Set([
   'nodev',
 ]);
 
-const uint = (max: number) => ({ test: (v: string) => /^\d{1,10}$/.test(v) && Number(v) <= max });
-const VALUED: Record<string, { test(v: string): boolean }> = {
+const VALUED: Record<string, ValueRule> = {
   vers: /^(3|4|4\.0|4\.1|4\.2)$/,
   nfsvers: /^(3|4|4\.0|4\.1|4\.2)$/,
   minorversion: /^[0-2]$/,
@@ -61,16 +59,7 @@ const VALUED: Record<string, { test(v: string): boolean }> = {
   namlen: uint(4096),
 };
 
-export function checkNfsOptions(options: readonly string[]): void {
-  for (const option of splitOptions(options)) {
-    const eq = option.indexOf('=');
-    const key = eq < 0 ? option : option.slice(0, eq);
-    const value = eq < 0 ? undefined : option.slice(eq + 1);
-    if (value === undefined ? FLAGS.has(key) : Object.hasOwn(VALUED, key) && VALUED[key]!.test(value)) continue;
-    const why = Object.hasOwn(VALUED, key) ? `the value "${value ?? ''}" is not allowed for ${key}` : `"${key}" is not on the allowlist`;
-    throw invalid(`NFS mount option "${option}": ${why}; allowed: ${[...FLAGS, ...Object.keys(VALUED).map((k) => `${k}=…`)].join(' ')}`);
-  }
-}
+export const NFS_OPTIONS: Allowlist = { label: 'NFS mount option', flags: FLAGS, valued: VALUED };
 
 /** The NFS version the options ask for, if any ("3", "4", "4.1"…). */
 export function requestedVersion(options: readonly string[]): string | undefined {

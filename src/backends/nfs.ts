@@ -1,30 +1,20 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { posix } from 'node:path';
 import type { Logger } from 'pino';
-import { unavailable } from '../grpc/errors.js';
-import { Mounter } from '../node/mounter.js';
-import { mountAt, readMountTable } from '../node/mount-table.js';
-import type { Backend, MountRequest, MountSpec } from './backend.js';
-import { LocalFs, type ExportHandle } from './local-fs.js';
-import { checkNfsOptions, requestedVersion } from './nfs-options.js';
-import { splitOptions } from './sshfs-options.js';
-
-export interface NfsBackendConfig {
-  name: string;
-  type: 'nfs';
-  server: string;
-  share: string;
-  mountOptions: string[];
-}
+import { Mounter } from '../mounts/mounter.js';
+import type { MountSpec } from '../mounts/spec.js';
+import type { Backend, MountRequest } from './backend.js';
+import type { NfsBackendConfig } from './config.js';
+import { ExportMount } from './export-mount.js';
+import { LocalFs } from './local-fs.js';
+import { NFS_OPTIONS, requestedVersion } from './nfs-options.js';
+import { checkOptions, splitOptions } from './options.js';
 
 /**
  * The controller's own mount of the export is soft: a dead server makes a controller call fail
  * (and be retried) instead of hanging a thread of the pool every file operation shares.
  */
 const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0'];
-/** Unmount the controller's mount after this long without use. */
-const IDLE_UNMOUNT_MS = 60_000;
 
 /** Volumes on an NFS export: the controller works on a mount of the export root, nodes mount `share/<volume>`. */
 export class NfsBackend implements Backend {
@@ -44,7 +34,7 @@ export class NfsBackend implements Backend {
   }
 
   checkMountOptions(options: readonly string[]): void {
-    checkNfsOptions(options);
+    checkOptions(NFS_OPTIONS, options);
   }
 
   mountSpec(dir: string, request: MountRequest): MountSpec {
@@ -65,75 +55,11 @@ export class NfsBackend implements Backend {
       command: 'mount',
       args: (target) => ['-t', 'nfs', ...(options.length ? ['-o', options.join(',')] : []), source, target],
       secretFiles: {},
+      cutoff: 'force-if-unresponsive',
     };
   }
 
   async close(): Promise<void> {
     await this.exportMount.close();
-  }
-}
-
-/**
- * The controller's mount of an export root: mounted on first use, shared by concurrent requests
- * (reference-counted), unmounted when idle. Before every use it checks in the mount table that the
- * directory really is that NFS mount, so nothing is ever written into the local directory underneath.
- */
-class ExportMount {
-  private users = 0;
-  private isStale = false;
-  private mounting?: Promise<void>;
-  private idle?: NodeJS.Timeout;
-
-  constructor(
-    private readonly spec: MountSpec,
-    private readonly dir: string,
-    private readonly mounter: Mounter,
-  ) {}
-
-  async acquire(): Promise<ExportHandle> {
-    this.users++;
-    clearTimeout(this.idle);
-    try {
-      await (this.mounting ??= this.ensureMounted().finally(() => (this.mounting = undefined)));
-    } catch (err) {
-      this.releaseOne();
-      throw err;
-    }
-    let released = false;
-    return {
-      root: this.dir,
-      release: () => {
-        if (!released) this.releaseOne();
-        released = true;
-      },
-      stale: () => (this.isStale = true),
-    };
-  }
-
-  private releaseOne(): void {
-    if (--this.users > 0) return;
-    this.idle = setTimeout(() => void this.close(), IDLE_UNMOUNT_MS);
-    this.idle.unref();
-  }
-
-  private async ensureMounted(): Promise<void> {
-    const signal = new AbortController().signal;
-    let current = mountAt(await readMountTable(), this.dir);
-    if (current && this.spec.fstypes.includes(current.fstype) && current.source === this.spec.source) {
-      if (!this.isStale) return;
-      // The server's export was re-created (restore, new disk): every handle of this mount is stale.
-      await this.mounter.unmount(current, signal);
-      current = mountAt(await readMountTable(), this.dir);
-    }
-    if (current) throw unavailable(`${this.dir} holds ${current.source} (${current.fstype}), not the export ${this.spec.source}; refusing to use it`);
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await this.mounter.mount(this.spec, this.dir, signal);
-    this.isStale = false;
-  }
-
-  async close(): Promise<void> {
-    if (this.users > 0) return;
-    const current = mountAt(await readMountTable().catch(() => []), this.dir);
-    if (current) await this.mounter.unmount(current, new AbortController().signal).catch(() => undefined);
   }
 }

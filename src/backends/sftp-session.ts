@@ -1,7 +1,7 @@
 import { Client, type SFTPWrapper, type Stats, type FileEntryWithStats, type ConnectConfig } from 'ssh2';
 import type { Logger } from 'pino';
-import { CsiError, unavailable } from '../grpc/errors.js';
-import { withTimeout } from '../util/time.js';
+import { unavailable } from '../csi/errors.js';
+import { TimeoutError, withTimeout } from '../util/time.js';
 
 export interface SftpTarget {
   host: string;
@@ -41,7 +41,7 @@ export class SftpSession {
       const { sftp } = await this.connect();
       const op = new Promise<T>((resolve, reject) => fn(sftp, (err, value) => (err ? reject(err) : resolve(value as T))));
       return await withTimeout(op, this.opTimeoutMs, `SFTP ${what} on ${this.describe()}`).catch((err: unknown) => {
-        if (err instanceof CsiError) this.drop(); // timed out: the connection may be hung
+        if (err instanceof TimeoutError) this.drop(); // timed out: the connection may be hung
         throw err;
       });
     } finally {

@@ -1,4 +1,4 @@
-import { invalid } from '../grpc/errors.js';
+import { uint, type Allowlist, type ValueRule } from './options.js';
 
 /**
  * The sshfs/ssh options a user may set (backend mountOptions, StorageClass mountOptions). Everything
@@ -32,9 +32,8 @@ const CIPHERS = 'aes128-gcm@openssh.com|aes256-gcm@openssh.com|chacha20-poly1305
 const KEX = 'curve25519-sha256|curve25519-sha256@libssh.org|sntrup761x25519-sha512@openssh.com|mlkem768x25519-sha256|ecdh-sha2-nistp256|ecdh-sha2-nistp384|ecdh-sha2-nistp521|diffie-hellman-group16-sha512|diffie-hellman-group18-sha512|diffie-hellman-group14-sha256';
 /** One algorithm name (sshfs splits options on commas, so there are no lists), optionally with ssh's ^ + - prefixes. */
 const algorithm = (names: string) => new RegExp(`^[-+^]?(${names.replace(/\./g, '\\.')})$`);
-const uint = (max: number) => ({ test: (v: string) => /^\d{1,10}$/.test(v) && Number(v) <= max });
 
-const VALUED: Record<string, { test(v: string): boolean }> = {
+const VALUED: Record<string, ValueRule> = {
   ServerAliveInterval: uint(3600),
   ServerAliveCountMax: uint(100),
   ConnectTimeout: uint(600),
@@ -58,22 +57,9 @@ const VALUED: Record<string, { test(v: string): boolean }> = {
   workaround: /^(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv)(:(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv))*$/,
 };
 
-/** Splits "a,b=c" items into single options. */
-export function splitOptions(options: readonly string[]): string[] {
-  return options.flatMap((o) => o.split(',')).map((o) => o.trim()).filter(Boolean);
-}
-
-/** Throws INVALID_ARGUMENT naming the first option outside the allowlist. */
-export function checkSshfsOptions(options: readonly string[]): void {
-  for (const option of splitOptions(options)) {
-    const eq = option.indexOf('=');
-    const key = eq < 0 ? option : option.slice(0, eq);
-    const value = eq < 0 ? undefined : option.slice(eq + 1);
-    if (value === undefined ? FLAGS.has(key) : Object.hasOwn(VALUED, key) && VALUED[key]!.test(value)) continue;
-    const why =
-      Object.hasOwn(VALUED, key)
-        ? `the value "${value ?? ''}" is not allowed for ${key}`
-        : `"${key}" is not on the allowlist (options that run programs or set identity and host-key trust are never accepted)`;
-    throw invalid(`mount option "${option}": ${why}; allowed: ${[...FLAGS, ...Object.keys(VALUED).map((k) => `${k}=…`)].join(' ')}`);
-  }
-}
+export const SSHFS_OPTIONS: Allowlist = {
+  label: 'mount option',
+  flags: FLAGS,
+  valued: VALUED,
+  why: 'options that run programs or set identity and host-key trust are never accepted',
+};

@@ -1,21 +1,12 @@
 import { posix } from 'node:path';
 import type { Logger } from 'pino';
-import type { Backend, MountRequest, MountSpec } from './backend.js';
+import type { MountSpec } from '../mounts/spec.js';
+import type { Backend, MountRequest } from './backend.js';
+import type { SshfsBackendConfig } from './config.js';
+import { checkOptions, splitOptions } from './options.js';
 import { SftpFs } from './sftp-fs.js';
 import { SftpSession } from './sftp-session.js';
-import { checkSshfsOptions, splitOptions } from './sshfs-options.js';
-
-export interface SshfsBackendConfig {
-  name: string;
-  type: 'sshfs';
-  host: string;
-  port: number;
-  user: string;
-  path: string;
-  hostKey: string;
-  privateKeyFile: string;
-  mountOptions: string[];
-}
+import { SSHFS_OPTIONS } from './sshfs-options.js';
 
 /**
  * Options tether always sets, after the user's: ssh keeps the first value it sees, so a user's
@@ -52,7 +43,7 @@ export class SshfsBackend implements Backend {
   }
 
   checkMountOptions(options: readonly string[]): void {
-    checkSshfsOptions(options);
+    checkOptions(SSHFS_OPTIONS, options);
   }
 
   close(): Promise<void> {
@@ -89,6 +80,7 @@ export class SshfsBackend implements Backend {
         ].join(','),
       ],
       secretFiles: { id: this.privateKey, known_hosts: `${knownHost} ${hostKey}\n` },
+      cutoff: 'abort-fuse',
       readAheadKb: READ_AHEAD_KB,
     };
   }

@@ -1,4 +1,4 @@
-import { aborted } from '../grpc/errors.js';
+import { aborted } from '../csi/errors.js';
 
 /**
  * One page of a sorted list of IDs. The token is the ID to resume at (the first not yet returned), so

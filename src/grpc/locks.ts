@@ -1,4 +1,4 @@
-import { aborted } from './errors.js';
+import { aborted } from '../csi/errors.js';
 
 /**
  * One operation at a time per key (a volume or snapshot): a second call while the first runs gets

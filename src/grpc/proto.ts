@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { loadPackageDefinition, type GrpcObject, type ServiceDefinition } from '@grpc/grpc-js';
+import { loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import type { ProtoGrpcType } from '../csi/generated/csi.js';
 
 /** proto/csi.proto: the CSI spec v1.12.0, byte-identical to the upstream release. */
 export const CSI_PROTO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto/csi.proto');
@@ -12,21 +13,20 @@ const protobufjsDir = path.dirname(createRequire(import.meta.url).resolve('proto
 
 /**
  * int64 fields arrive as strings (longs: String) and are converted to numbers once, at the edge,
- * by the services; enums arrive as their names.
+ * by the services; enums arrive as their names. `npm run gen` generates the request and response
+ * types with the same options (package.json), and a unit test keeps the two in step.
  */
 export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
 
-export interface CsiServices {
-  Identity: ServiceDefinition;
-  Controller: ServiceDefinition;
-  Node: ServiceDefinition;
-  GroupController: ServiceDefinition;
-}
-
-export function loadCsiServices(): CsiServices {
-  const pkg = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as { csi: { v1: GrpcObject } };
-  const svc = (name: string) => (pkg.csi.v1[name] as unknown as { service: ServiceDefinition }).service;
-  return { Identity: svc('Identity'), Controller: svc('Controller'), Node: svc('Node'), GroupController: svc('GroupController') };
+/** The CSI services as grpc-js serves them (typed from the generated code). */
+export function loadCsiServices() {
+  const { csi } = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  return {
+    Identity: csi.v1.Identity.service,
+    Controller: csi.v1.Controller.service,
+    Node: csi.v1.Node.service,
+    GroupController: csi.v1.GroupController.service,
+  };
 }
 
 /**

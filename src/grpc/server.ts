@@ -1,14 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { implementService, type PipelineDeps, type Rpc } from './pipeline.js';
+import { implementService, type PipelineDeps } from './pipeline.js';
 import { loadCsiServices } from './proto.js';
-
-export interface ServiceSet {
-  Identity: Record<string, Rpc>;
-  Controller?: Record<string, Rpc>;
-  Node?: Record<string, Rpc>;
-  GroupController?: Record<string, Rpc>;
-}
+import type { ServiceSet } from './rpc.js';
 
 /** Serves the given CSI services on a unix socket (a stale socket file from a crash is replaced). */
 export async function serve(socketPath: string, services: ServiceSet, deps: PipelineDeps): Promise<Server> {

@@ -1,4 +1,4 @@
-import { invalid } from './errors.js';
+import { invalid } from '../csi/errors.js';
 
 /** Request fields checked before anything is looked up. */
 export function requireField(value: string | undefined, field: string): void {

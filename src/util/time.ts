@@ -1,10 +1,16 @@
-import { deadline } from '../grpc/errors.js';
+/** An operation that did not finish within its time limit (the pipeline answers DEADLINE_EXCEEDED). */
+export class TimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
 
-/** Resolves or rejects with `promise`, or rejects with DEADLINE_EXCEEDED after `ms`; the timer never keeps the process alive. */
+/** Resolves or rejects with `promise`, or rejects with a TimeoutError after `ms`; the timer never keeps the process alive. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(deadline(`${what} did not finish within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new TimeoutError(`${what} did not finish within ${ms} ms`)), ms);
     timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

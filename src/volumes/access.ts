@@ -1,4 +1,4 @@
-import { alreadyExists, invalid, precondition } from '../grpc/errors.js';
+import { alreadyExists, invalid, precondition } from '../csi/errors.js';
 
 /**
  * The access-mode rules of tether, as pure functions: what a capability may be, who may publish a

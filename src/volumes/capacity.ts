@@ -1,4 +1,4 @@
-import { invalid, outOfRange } from '../grpc/errors.js';
+import { invalid, outOfRange } from '../csi/errors.js';
 
 export const GiB = 1024 ** 3;
 export const DEFAULT_CAPACITY = GiB;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { BACKEND_NAME } from '../backends/backend.js';
 
 /**
  * IDs name the backend and the directory under its base, and nothing else:
@@ -9,7 +10,6 @@ import { createHash } from 'node:crypto';
  * climb out of the base (no `/`, no leading dot) nor collide with tether's own dot-directories.
  * At most 32 + 1 + 11 + 1 + 80 = 125 bytes: under the 128 that COs are asked to accept.
  */
-export const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 const DIR_NAME = /^[a-z0-9][a-z0-9._-]{0,79}$/;
 export const SNAPSHOTS_DIR = '.snapshots';
 export const GROUPS_DIR = '.groups';

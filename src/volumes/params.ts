@@ -1,4 +1,4 @@
-import { invalid } from '../grpc/errors.js';
+import { invalid } from '../csi/errors.js';
 
 export type OnDelete = 'delete' | 'retain' | 'archive';
 const ON_DELETE: readonly OnDelete[] = ['delete', 'retain', 'archive'];

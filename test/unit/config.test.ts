@@ -1,5 +1,6 @@
 // src/config.ts: parseConfigText, the YAML config file; every problem is one line naming the field.
-import { ConfigError, parseConfigText, type BackendConfig } from '../../src/config.js';
+import type { BackendConfig } from '../../src/backends/config.js';
+import { ConfigError, parseConfigText } from '../../src/config.js';
 
 /** The backend as an sshfs one (the config is a union of backend types). */
 function sshfs(b: BackendConfig): Extract<BackendConfig, { type: 'sshfs' }> {

@@ -1,6 +1,6 @@
 // Shared by the unit tests: run something that must fail and hand back the CsiError it threw.
 import { status } from '@grpc/grpc-js';
-import { CsiError } from '../../src/grpc/errors.js';
+import { CsiError } from '../../src/csi/errors.js';
 
 export { status };
 

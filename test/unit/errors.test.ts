@@ -1,6 +1,6 @@
 // src/grpc/errors.ts: whatever a handler throws becomes a CsiError with the right code and a one-line message.
 import { status } from '@grpc/grpc-js';
-import { aborted, CsiError, errnoName, invalid, notFound, toCsiError } from '../../src/grpc/errors.js';
+import { aborted, CsiError, errnoName, invalid, notFound, toCsiError } from '../../src/csi/errors.js';
 
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
 

@@ -1,5 +1,5 @@
 // src/node/mount-table.ts: reading `findmnt --list --json --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN`.
-import { isReadOnly, mountAt, parseFindmnt, bindsOf, sourceMatches, type MountEntry } from '../../src/node/mount-table.js';
+import { isReadOnly, mountAt, parseFindmnt, bindsOf, sourceMatches, type MountEntry } from '../../src/mounts/mount-table.js';
 
 const STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/0f3c/globalmount';
 const POD_A = '/var/lib/kubelet/pods/1111-aaaa/volumes/kubernetes.io~csi/pvc-1/mount';

@@ -1,5 +1,5 @@
 // src/node/probe.ts: what a failed statfs of a mount means for it — mount again, wait, or report.
-import { brokenKind } from '../../src/node/probe.js';
+import { brokenKind } from '../../src/mounts/probe.js';
 
 describe('brokenKind', () => {
   test.each<[string, string, 'gone' | 'unreachable' | 'error']>([

@@ -1,7 +1,8 @@
 // src/backends/sshfs.ts: SshfsBackend.mountSpec, the sshfs command line a node runs.
 import { pino } from 'pino';
 import type { MountRequest } from '../../src/backends/backend.js';
-import { SshfsBackend, type SshfsBackendConfig } from '../../src/backends/sshfs.js';
+import type { SshfsBackendConfig } from '../../src/backends/config.js';
+import { SshfsBackend } from '../../src/backends/sshfs.js';
 
 const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 const PRIVATE_KEY = Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n');

@@ -1,6 +1,12 @@
-// src/backends/sshfs-options.ts: the allowlist of sshfs/ssh options users may set.
-import { checkSshfsOptions, splitOptions } from '../../src/backends/sshfs-options.js';
+// src/backends/options.ts: the one allowlist checker, with the sshfs/ssh (sshfs-options.ts) and NFS
+// (nfs-options.ts) allowlists of the options users may set.
+import { NFS_OPTIONS, requestedVersion } from '../../src/backends/nfs-options.js';
+import { checkOptions, splitOptions } from '../../src/backends/options.js';
+import { SSHFS_OPTIONS } from '../../src/backends/sshfs-options.js';
 import { codeName, csiError } from './csi-error.js';
+
+const checkSshfsOptions = (options: string[]) => checkOptions(SSHFS_OPTIONS, options);
+const checkNfsOptions = (options: string[]) => checkOptions(NFS_OPTIONS, options);
 
 describe('splitOptions', () => {
   test.each<[string[], string[]]>([
@@ -112,5 +118,46 @@ describe('checkSshfsOptions', () => {
 
   test.each<[string]>([['constructor=x'], ['__proto__=x'], ['toString=1']])('refuses %s with INVALID_ARGUMENT', (option) => {
     expect(codeName(csiError(() => checkSshfsOptions([option])))).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('NFS options', () => {
+  test.each<[string[]]>([
+    [[]],
+    [['hard', 'soft', 'noac', 'nolock', 'ro', 'rw', 'sync', 'noatime,nosuid,nodev']],
+    [['vers=4.2']],
+    [['nfsvers=3', 'proto=tcp', 'mountproto=udp', 'port=2049', 'mountport=20048']],
+    [['rsize=1048576', 'wsize=65536', 'timeo=600', 'retrans=2', 'retry=0', 'nconnect=16']],
+    [['actimeo=0', 'acregmin=3', 'acregmax=60', 'acdirmin=30', 'acdirmax=60', 'lookupcache=positive', 'local_lock=none']],
+    [['sec=sys', 'namlen=255', 'minorversion=1']],
+  ])('accepts %j', (options) => {
+    expect(() => checkNfsOptions(options)).not.toThrow();
+  });
+
+  test.each<[string, string[], RegExp]>([
+    ['fsc (node-wide caching)', ['fsc'], /"fsc" is not on the allowlist/],
+    ['context= (SELinux label)', ['context=system_u:object_r:nfs_t:s0'], /"context" is not on the allowlist/],
+    ['clientaddr=', ['clientaddr=10.0.0.1'], /"clientaddr" is not on the allowlist/],
+    ['sec=krb5', ['sec=krb5'], /the value "krb5" is not allowed for sec/],
+    ['an NFS version that does not exist', ['vers=5'], /the value "5" is not allowed for vers/],
+    ['a flag given a value', ['hard=1'], /"hard" is not on the allowlist/],
+    ['a valued option given none', ['rsize'], /the value "" is not allowed for rsize/],
+    ['a number out of range', ['nconnect=17'], /nconnect/],
+    ['an sshfs option', ['reconnect'], /"reconnect" is not on the allowlist/],
+    ['a prototype key', ['constructor=1'], /"constructor" is not on the allowlist/],
+  ])('%s → INVALID_ARGUMENT, as an NFS mount option, listing what is allowed', (_, options, message) => {
+    const err = csiError(() => checkNfsOptions(options));
+    expect(codeName(err)).toBe('INVALID_ARGUMENT');
+    expect(err.message).toMatch(/^NFS mount option "/);
+    expect(err.message).toMatch(message);
+    expect(err.message).toContain('allowed: soft hard');
+  });
+
+  test.each<[string[], string | undefined]>([
+    [[], undefined],
+    [['hard', 'vers=4.1'], '4.1'],
+    [['nfsvers=3,hard'], '3'],
+  ])('requestedVersion(%j) is %j', (options, version) => {
+    expect(requestedVersion(options)).toBe(version);
   });
 });

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { status } from '@grpc/grpc-js';
+import { TimeoutError } from '../util/time.js';
 
 /** An error that carries the gRPC status the CSI spec names for it and a message a person can act on. */
 export class CsiError extends Error {
@@ -44,6 +45,7 @@ export function errnoName(err: unknown): string | undefined {
  */
 export function toCsiError(err: unknown): CsiError {
   if (err instanceof CsiError) return err;
+  if (err instanceof TimeoutError) return deadline(err.message);
   const e = err as { code?: unknown; message?: unknown; level?: unknown };
   const message = typeof e?.message === 'string' ? firstLine(e.message) : String(err);
   const errno = errnoName(err);

@@ -1,16 +1,17 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { MountSpec } from '../backends/backend.js';
-import { CsiError, notFound, unavailable, internal } from '../grpc/errors.js';
+import { CsiError, notFound, unavailable, internal } from '../csi/errors.js';
 import { run } from '../util/exec.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
 import { probeMount } from './probe.js';
+import type { Cutoff, MountSpec } from './spec.js';
 
 const MOUNT_TIMEOUT_MS = 30_000;
 const UMOUNT_TIMEOUT_MS = 10_000;
 const FUSE_CONNECTIONS = '/sys/fs/fuse/connections';
-const NFS_PROBE_MS = 3_000;
+/** How long a mount may take to answer before `force-if-unresponsive` calls it unresponsive. */
+const UNRESPONSIVE_PROBE_MS = 3_000;
 
 /**
  * Mounts and unmounts through mount(8), umount(8) and the backend's own program (sshfs), each
@@ -65,14 +66,13 @@ export class Mounter {
 
   /**
    * Unmounts whatever is mounted at `entry.target`, bounded in time even when the server is dead:
-   * umount; then, with `force`, cut the filesystem off its server (FUSE: abort the connection; NFS,
-   * if the server does not answer: umount -f), which releases every caller stuck on it but also
-   * breaks its other mounts — so only for the last user (NodeUnstage); then a lazy unmount as the
-   * last resort. Never touches the files.
+   * umount; then, with a `cutoff` (the mount spec's), cut the filesystem off its server, which
+   * releases every caller stuck on it but may also break its other mounts — so only for the last
+   * user (NodeUnstage); then a lazy unmount as the last resort. Never touches the files.
    */
-  async unmount(entry: MountEntry, signal: AbortSignal, options: { force: boolean } = { force: false }): Promise<void> {
+  async unmount(entry: MountEntry, signal: AbortSignal, cutoff?: Cutoff): Promise<void> {
     const { target } = entry;
-    const attempt = (args: string[]) => run('umount', [...args, '--no-canonicalize', '--', target], { timeoutMs: UMOUNT_TIMEOUT_MS, signal });
+    const attempt = (args: string[]) => this.umount(target, args, signal);
     const stillMounted = async () => mountAt(await readMountTable(signal), target) !== undefined;
     try {
       await attempt([]);
@@ -80,21 +80,30 @@ export class Mounter {
     } catch (err) {
       this.log.warn({ target, err: (err as Error).message }, 'umount failed; escalating');
     }
-    if (options.force && entry.fstype.startsWith('fuse')) {
-      await this.abortFuse(entry);
-      await attempt([]).catch(() => undefined);
-      if (!(await stillMounted())) return;
-    }
-    // umount -f kills the RPCs in flight on the whole NFS client of that server — every volume of
-    // it on this node shares one superblock — so only when this mount's server does not answer.
-    if (options.force && entry.fstype.startsWith('nfs') && !(await probeMount(target, NFS_PROBE_MS, signal)).ok) {
-      await attempt(['--force']).catch(() => undefined);
-      if (!(await stillMounted())) return;
-    }
+    if (cutoff && (await this.cutOff(entry, cutoff, signal)) && !(await stillMounted())) return;
     await attempt(['--lazy']).catch((err: unknown) => {
       throw unavailable(`cannot unmount ${target}: ${(err as Error).message}`);
     });
     this.log.warn({ target }, 'unmounted lazily: the server did not answer');
+  }
+
+  /** Applies a cutoff and unmounts once more; false if the cutoff did not apply (a mount that answers). */
+  private async cutOff(entry: MountEntry, cutoff: Cutoff, signal: AbortSignal): Promise<boolean> {
+    const umount = (args: string[]) => this.umount(entry.target, args, signal).catch(() => undefined);
+    if (cutoff === 'abort-fuse') {
+      await this.abortFuse(entry);
+      await umount([]);
+      return true;
+    }
+    // umount -f kills the RPCs in flight on the whole NFS client of that server — every volume of
+    // it on this node shares one superblock — so only when this mount's server does not answer.
+    if ((await probeMount(entry.target, UNRESPONSIVE_PROBE_MS, signal)).ok) return false;
+    await umount(['--force']);
+    return true;
+  }
+
+  private umount(target: string, args: string[], signal: AbortSignal): Promise<string> {
+    return run('umount', [...args, '--no-canonicalize', '--', target], { timeoutMs: UMOUNT_TIMEOUT_MS, signal });
   }
 
   /** Aborts a FUSE connection: every request stuck on it fails at once, and nothing queued reaches the server. */

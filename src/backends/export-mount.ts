@@ -1,0 +1,74 @@
+import { mkdir } from 'node:fs/promises';
+import { unavailable } from '../csi/errors.js';
+import { mountAt, readMountTable } from '../mounts/mount-table.js';
+import type { Mounter } from '../mounts/mounter.js';
+import type { MountSpec } from '../mounts/spec.js';
+import type { ExportHandle } from './local-fs.js';
+
+/** Unmount the controller's mount after this long without use. */
+const IDLE_UNMOUNT_MS = 60_000;
+
+/**
+ * The controller's mount of an export root: mounted on first use, shared by concurrent requests
+ * (reference-counted), unmounted when idle. Before every use it checks in the mount table that the
+ * directory really is that NFS mount, so nothing is ever written into the local directory underneath.
+ */
+export class ExportMount {
+  private users = 0;
+  private isStale = false;
+  private mounting?: Promise<void>;
+  private idle?: NodeJS.Timeout;
+
+  constructor(
+    private readonly spec: MountSpec,
+    private readonly dir: string,
+    private readonly mounter: Mounter,
+  ) {}
+
+  async acquire(): Promise<ExportHandle> {
+    this.users++;
+    clearTimeout(this.idle);
+    try {
+      await (this.mounting ??= this.ensureMounted().finally(() => (this.mounting = undefined)));
+    } catch (err) {
+      this.releaseOne();
+      throw err;
+    }
+    let released = false;
+    return {
+      root: this.dir,
+      release: () => {
+        if (!released) this.releaseOne();
+        released = true;
+      },
+      stale: () => (this.isStale = true),
+    };
+  }
+
+  private releaseOne(): void {
+    if (--this.users > 0) return;
+    this.idle = setTimeout(() => void this.close(), IDLE_UNMOUNT_MS);
+    this.idle.unref();
+  }
+
+  private async ensureMounted(): Promise<void> {
+    const signal = new AbortController().signal;
+    let current = mountAt(await readMountTable(), this.dir);
+    if (current && this.spec.fstypes.includes(current.fstype) && current.source === this.spec.source) {
+      if (!this.isStale) return;
+      // The server's export was re-created (restore, new disk): every handle of this mount is stale.
+      await this.mounter.unmount(current, signal);
+      current = mountAt(await readMountTable(), this.dir);
+    }
+    if (current) throw unavailable(`${this.dir} holds ${current.source} (${current.fstype}), not the export ${this.spec.source}; refusing to use it`);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.mounter.mount(this.spec, this.dir, signal);
+    this.isStale = false;
+  }
+
+  async close(): Promise<void> {
+    if (this.users > 0) return;
+    const current = mountAt(await readMountTable().catch(() => []), this.dir);
+    if (current) await this.mounter.unmount(current, new AbortController().signal).catch(() => undefined);
+  }
+}

@@ -1,0 +1,103 @@
+import { alreadyExists, invalid } from '../csi/errors.js';
+import type { ControllerRpcs, RequestOfRpc } from '../grpc/rpc.js';
+import { requireCapability } from '../volumes/access.js';
+import { chooseCapacity, fitsRange } from '../volumes/capacity.js';
+import { dirForName, dirForTemplate, volumeId } from '../volumes/ids.js';
+import { parseVolumeParameters } from '../volumes/params.js';
+import type { VolumeRecord } from '../volumes/records.js';
+import type { Backends } from '../volumes/registry.js';
+import type { VolumeStore } from '../volumes/store.js';
+import { checkMountFlags } from './capabilities.js';
+import { volumeInfo } from './messages.js';
+import type { ControllerDeps } from './deps.js';
+
+type CreateRequest = RequestOfRpc<ControllerRpcs['CreateVolume']>;
+
+/** Where a new volume's data comes from: a snapshot or another volume on the same backend. */
+interface Source {
+  type: 'snapshot' | 'volume';
+  id: string;
+  size: number;
+  dataPath: string;
+}
+
+/** The backend, parameters and directory a request leads to (no I/O). */
+function targetOf(backends: Backends, req: CreateRequest) {
+  const params = parseVolumeParameters(req.parameters, req.mutable_parameters);
+  const store = backends.choose(params.backend);
+  const dir = params.directory ? dirForTemplate(params.directory, req.name) : dirForName(req.name);
+  return { params, store, ref: { backend: store.backend.name, dir } };
+}
+
+/** The content source of a new volume: where its data comes from and how big it is. */
+async function resolveSource(backends: Backends, req: CreateRequest, store: VolumeStore): Promise<Source | undefined> {
+  const snapshotId = req.volume_content_source?.snapshot?.snapshot_id;
+  const sourceVolumeId = req.volume_content_source?.volume?.volume_id;
+  if (snapshotId !== undefined) {
+    const { ref, record } = await backends.resolveSnapshot(snapshotId);
+    if (ref.backend !== store.backend.name) throw invalid(`snapshot ${snapshotId} is on backend ${ref.backend}; restore it to a volume on that backend`);
+    return { type: 'snapshot', id: snapshotId, size: record.sizeBytes, dataPath: store.dataPath(store.snapshotPath(ref.dir)) };
+  }
+  if (sourceVolumeId !== undefined) {
+    const { ref, record } = await backends.resolveVolume(sourceVolumeId, 'source volume');
+    if (ref.backend !== store.backend.name) throw invalid(`volume ${sourceVolumeId} is on backend ${ref.backend}; clone it to a volume on that backend`);
+    return { type: 'volume', id: sourceVolumeId, size: record.capacityBytes, dataPath: store.dataPath(ref.dir) };
+  }
+  return undefined;
+}
+
+/**
+ * CreateVolume: a directory on the chosen backend with data/ (empty, or a server-side copy of the
+ * source) and its record, written last. A repeat with the same arguments answers the same volume;
+ * a repeat that asks for something else is ALREADY_EXISTS, saying what differs.
+ */
+export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs['CreateVolume'] {
+  return {
+    validate(req) {
+      if (!req.name) throw invalid('name is required');
+      if (!req.volume_capabilities?.length) throw invalid('volume_capabilities must list at least one capability');
+      req.volume_capabilities.forEach((c, i) => requireCapability(c, `volume_capabilities[${i}]`));
+      chooseCapacity(req.capacity_range);
+      targetOf(backends, req);
+    },
+    lockKey: (req) => volumeId(targetOf(backends, req).ref),
+    async handle(req) {
+      const { params, store, ref } = targetOf(backends, req);
+      checkMountFlags(store, req.volume_capabilities);
+      const id = volumeId(ref);
+      const source = await resolveSource(backends, req, store);
+      const existing = await store.readVolume(ref.dir);
+      if (existing) {
+        if (existing.retainedAt) throw alreadyExists(`a volume named "${req.name}" was deleted with onDelete=retain and its data is still at ${store.where(ref.dir)}; remove or rename that directory to reuse the name`);
+        const conflict = createConflict(existing, req, ref.dir, source?.id);
+        if (conflict) throw alreadyExists(`volume "${req.name}" cannot be created as asked: ${conflict}`);
+        return { volume: volumeInfo(id, existing) };
+      }
+      const record: VolumeRecord = {
+        kind: 'tether.volume/v1',
+        name: req.name,
+        capacityBytes: chooseCapacity(req.capacity_range, source?.size ?? 0),
+        parameters: req.parameters ?? {},
+        onDelete: params.onDelete,
+        contentSource: source ? { type: source.type, id: source.id } : null,
+        createdAt: now().toISOString(),
+        publications: [],
+      };
+      await store.createVolume(ref.dir, record, source?.dataPath);
+      return { volume: volumeInfo(id, record) };
+    },
+  };
+}
+
+/**
+ * Why an existing volume does not answer a repeated CreateVolume, or undefined if it does: another
+ * name in its directory, a size outside the range, another backend, another content source.
+ * onDelete may differ: it is mutable.
+ */
+export function createConflict(existing: VolumeRecord, req: Pick<CreateRequest, 'name' | 'capacity_range' | 'parameters'>, dir: string, sourceId: string | undefined): string | undefined {
+  if (existing.name !== req.name) return `its directory ${dir} belongs to volume "${existing.name}"`;
+  if (!fitsRange(existing.capacityBytes, req.capacity_range)) return `it exists with ${existing.capacityBytes} bytes, outside the requested capacity range`;
+  if ((existing.parameters.backend ?? '') !== (req.parameters?.backend ?? '')) return 'it exists with other parameters';
+  if ((existing.contentSource?.id ?? '') !== (sourceId ?? '')) return 'it exists with another content source';
+  return undefined;
+}

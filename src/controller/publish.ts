@@ -1,0 +1,73 @@
+import { notFound, resourceExhausted } from '../csi/errors.js';
+import type { ControllerRpcs } from '../grpc/rpc.js';
+import { requireField } from '../grpc/validate.js';
+import { decidePublish, requireCapability } from '../volumes/access.js';
+import { volumeId } from '../volumes/ids.js';
+import type { Backends } from '../volumes/registry.js';
+import { checkMountFlags } from './capabilities.js';
+import type { ControllerDeps } from './deps.js';
+
+/**
+ * ControllerPublishVolume: records the node in the volume's publications, if the access mode lets it
+ * join those already there (see decidePublish), the node is known, and its attach limit allows one more.
+ */
+export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerPublishVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.node_id, 'node_id');
+      requireCapability(req.volume_capability, 'volume_capability');
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+      const node = await findNode(backends, req.node_id);
+      if (!node) throw notFound(`node ${req.node_id} is not known to tether: no tether node plugin with this ID has registered`);
+      checkMountFlags(store, req.volume_capability ? [req.volume_capability] : []);
+      const publication = { nodeId: req.node_id, accessMode: requireCapability(req.volume_capability, 'volume_capability'), readonly: Boolean(req.readonly) };
+      if (decidePublish(record.publications, publication) === 'add') {
+        if (node.maxVolumes && (await publishedTo(backends, req.node_id, req.volume_id)) >= node.maxVolumes) {
+          throw resourceExhausted(`node ${req.node_id} already has ${node.maxVolumes} tether volumes published, its limit (maxVolumesPerNode)`);
+        }
+        await store.writeVolume(ref.dir, { ...record, publications: [...record.publications, publication] });
+      }
+      return { publish_context: {} };
+    },
+  };
+}
+
+/** ControllerUnpublishVolume: drops the node's publication (all of them without a node ID); OK if there is none. */
+export function unpublishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerUnpublishVolume'] {
+  return {
+    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    lockKey: (req) => req.volume_id,
+    async handle(req) {
+      const found = await backends.findVolume(req.volume_id);
+      if (!found) return {}; // nothing is published anywhere
+      const { ref, store, record } = found;
+      const kept = record.publications.filter((p) => req.node_id && p.nodeId !== req.node_id);
+      if (kept.length !== record.publications.length) await store.writeVolume(ref.dir, { ...record, publications: kept });
+      return {};
+    },
+  };
+}
+
+/** A node that has registered with any backend, or undefined. */
+async function findNode(backends: Backends, nodeId: string) {
+  const records = await Promise.all(backends.all().map((s) => s.readNode(nodeId).catch(() => undefined)));
+  return records.find((r) => r !== undefined);
+}
+
+/** How many volumes, other than `except`, are published to `nodeId` (for the node's attach limit). */
+async function publishedTo(backends: Backends, nodeId: string, except: string): Promise<number> {
+  let count = 0;
+  for (const store of backends.all()) {
+    for (const dir of await store.volumeDirs()) {
+      const id = volumeId({ backend: store.backend.name, dir });
+      if (id === except) continue;
+      const record = await store.readVolume(dir).catch(() => undefined);
+      if (record?.publications.some((p) => p.nodeId === nodeId)) count++;
+    }
+  }
+  return count;
+}

@@ -1,0 +1,138 @@
+import { invalid, outOfRange, precondition } from '../csi/errors.js';
+import type { ControllerRpcs } from '../grpc/rpc.js';
+import { checkMaxEntries, requireField } from '../grpc/validate.js';
+import { checkCapability } from '../volumes/access.js';
+import { chooseCapacity, toBytes } from '../volumes/capacity.js';
+import { parseVolumeId, volumeId } from '../volumes/ids.js';
+import { parseMutableParameters, parseVolumeParameters } from '../volumes/params.js';
+import { checkMountFlags } from './capabilities.js';
+import { volumeInfo, volumeStatus } from './messages.js';
+import { pageAfter } from './pages.js';
+import type { ControllerDeps } from './deps.js';
+
+/** DeleteVolume: what onDelete says (remove, archive or retain); refused while the volume is published. */
+export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
+  return {
+    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    lockKey: (req) => req.volume_id,
+    async handle(req) {
+      const found = await backends.findVolume(req.volume_id);
+      if (!found) return {}; // already gone: deleting again is OK
+      const { ref, store, record } = found;
+      if (record.publications.length) {
+        throw precondition(`volume in use: it is published to node ${record.publications.map((p) => p.nodeId).join(', ')}; unpublish it first`);
+      }
+      if (record.onDelete === 'archive') await store.archiveVolume(ref.dir, now());
+      else if (record.onDelete === 'retain') await store.writeVolume(ref.dir, { ...record, retainedAt: now().toISOString() });
+      else await store.removeVolume(ref.dir);
+      return {};
+    },
+  };
+}
+
+/** ListVolumes: every backend's volumes in ID order, a page at a time (the token is the next ID). */
+export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListVolumes'] {
+  return {
+    validate: (req) => checkMaxEntries(req.max_entries),
+    async handle(req) {
+      const ids = (await Promise.all(backends.all().map(async (s) => (await s.volumeDirs()).map((dir) => volumeId({ backend: s.backend.name, dir }))))).flat();
+      const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseVolumeId, async (id) => {
+        const found = await backends.findVolume(id).catch(() => undefined);
+        if (!found) return undefined;
+        return { volume: volumeInfo(id, found.record), status: await volumeStatus(found.store, found.ref.dir, found.record) };
+      });
+      return { entries, next_token: nextToken };
+    },
+  };
+}
+
+export function getVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerGetVolume'] {
+  return {
+    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    async handle(req) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+      return { volume: volumeInfo(req.volume_id, record), status: await volumeStatus(store, ref.dir, record) };
+    },
+  };
+}
+
+/** ControllerExpandVolume: records the larger size (a directory has no size of its own to grow). */
+export function expandVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerExpandVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      if (!req.capacity_range) throw invalid('capacity_range is required');
+      chooseCapacity(req.capacity_range);
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+      const required = toBytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes');
+      const limit = toBytes(req.capacity_range?.limit_bytes, 'capacity_range.limit_bytes');
+      if (limit && limit < record.capacityBytes) throw outOfRange(`volume has ${record.capacityBytes} bytes; shrinking to ${limit} is not supported`);
+      const capacityBytes = Math.max(record.capacityBytes, required);
+      if (capacityBytes !== record.capacityBytes) await store.writeVolume(ref.dir, { ...record, capacityBytes });
+      return { capacity_bytes: String(capacityBytes), node_expansion_required: false };
+    },
+  };
+}
+
+/** ControllerModifyVolume: onDelete is the one mutable parameter. */
+export function modifyVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerModifyVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      parseMutableParameters(req.mutable_parameters);
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+      const { onDelete } = parseMutableParameters(req.mutable_parameters);
+      if (onDelete && onDelete !== record.onDelete) await store.writeVolume(ref.dir, { ...record, onDelete });
+      return {};
+    },
+  };
+}
+
+/** ValidateVolumeCapabilities: confirms what tether can serve for this volume, or says why not. */
+export function validateVolumeCapabilities({ backends }: ControllerDeps): ControllerRpcs['ValidateVolumeCapabilities'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      if (!req.volume_capabilities?.length) throw invalid('volume_capabilities must list at least one capability');
+    },
+    async handle(req) {
+      const { store, record } = await backends.resolveVolume(req.volume_id);
+      for (const [i, cap] of req.volume_capabilities.entries()) {
+        const result = checkCapability(cap, `volume_capabilities[${i}]`);
+        if ('unsupported' in result) return { message: result.unsupported };
+        try {
+          checkMountFlags(store, [cap]);
+        } catch (err) {
+          return { message: (err as Error).message };
+        }
+      }
+      if (Object.keys(req.parameters ?? {}).length) {
+        const asked = parseVolumeParameters(req.parameters, undefined);
+        if (asked.onDelete !== record.onDelete || (asked.backend ?? store.backend.name) !== store.backend.name) {
+          return { message: 'the parameters differ from those the volume was created with' };
+        }
+      }
+      const { volume_context, volume_capabilities, parameters, mutable_parameters } = req;
+      return { confirmed: { volume_context, volume_capabilities, parameters, mutable_parameters } };
+    },
+  };
+}
+
+/** GetCapacity: the free space of the backend a StorageClass names (0 for capabilities tether cannot serve). */
+export function getCapacity({ backends }: ControllerDeps): ControllerRpcs['GetCapacity'] {
+  return {
+    validate: (req) => void parseVolumeParameters(req.parameters, undefined),
+    async handle(req) {
+      const store = backends.choose(parseVolumeParameters(req.parameters, undefined).backend);
+      const servable = (req.volume_capabilities ?? []).every((c) => !('unsupported' in checkCapability(c, 'volume_capabilities')));
+      const { availableBytes } = await store.backend.fs.usage();
+      return { available_capacity: String(servable ? availableBytes : 0) };
+    },
+  };
+}

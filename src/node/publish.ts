@@ -1,0 +1,105 @@
+import { mkdir, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { alreadyExists, precondition } from '../csi/errors.js';
+import type { NodeRpcs, RequestOfRpc } from '../grpc/rpc.js';
+import { requireField } from '../grpc/validate.js';
+import { bindsOf, isReadOnly, mountAt, readMountTable, sourceMatches, type MountEntry } from '../mounts/mount-table.js';
+import type { Mounter } from '../mounts/mounter.js';
+import { probeMount } from '../mounts/probe.js';
+import { decideNodePublish, isReadOnlyMode, requireCapability } from '../volumes/access.js';
+import type { Backends } from '../volumes/registry.js';
+import { DATA_DIR } from '../volumes/store.js';
+import { withTimeout } from '../util/time.js';
+import type { NodeDeps } from './deps.js';
+import { notAnswering, stageAt, stagingSpec } from './stage.js';
+import { LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeMountAt } from './volume-mounts.js';
+
+type PublishRequest = RequestOfRpc<NodeRpcs['NodePublishVolume']>;
+
+/**
+ * NodePublishVolume: bind-mounts the staged volume's data/ at the pod's target path, read-only where
+ * asked; a second target only where the access mode allows one (see decideNodePublish).
+ */
+export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePublishVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.staging_target_path, 'staging_target_path');
+      requireField(req.target_path, 'target_path');
+      requireCapability(req.volume_capability, 'volume_capability');
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req, { signal, log }) {
+      const mode = requireCapability(req.volume_capability, 'volume_capability');
+      const readonly = Boolean(req.readonly) || isReadOnlyMode(mode);
+      const target = path.resolve(req.target_path);
+      let { entry: staged, table } = await answeringStagedMount(backends, mounter, req, signal, log);
+      const current = mountAt(table, target);
+      if (current) {
+        if (current.device === staged.device && isReadOnly(current) === readonly) return {};
+        await replaceBrokenTarget(mounter, current, staged, target, signal, log);
+        table = await readMountTable(signal);
+      }
+      decideNodePublish(bindsOf(table, staged).map((m) => m.target), mode);
+      await withTimeout(mkdir(target, { recursive: true }), LOCAL_FS_TIMEOUT_MS, `mkdir ${target}`);
+      try {
+        await mounter.bind(path.join(staged.target, DATA_DIR), target, readonly, signal);
+      } catch (err) {
+        await rmdir(target).catch(() => undefined);
+        throw err;
+      }
+      return {};
+    },
+  };
+}
+
+/** NodeUnpublishVolume: unmounts whatever is mounted at the target path, then removes the empty directory. */
+export function unpublishVolume({ mounter }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.target_path, 'target_path');
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req, { signal, log }) {
+      const target = path.resolve(req.target_path);
+      for (let entry = mountAt(await readMountTable(signal), target); entry; entry = mountAt(await readMountTable(signal), target)) {
+        await mounter.unmount(entry, signal);
+      }
+      await withTimeout(rmdir(target), LOCAL_FS_TIMEOUT_MS, `rmdir ${target}`).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') log.warn({ target, err: err.message }, 'target path left in place: it is not an empty directory');
+      });
+      return {};
+    },
+  };
+}
+
+/**
+ * The volume's staging mount, answering. A pod restart is how a user recovers a volume whose server
+ * went away for good (stale handle): the staging mount is made again here, from the same capability
+ * NodeStage had. One whose server merely does not answer is UNAVAILABLE at once.
+ */
+async function answeringStagedMount(backends: Backends, mounter: Mounter, req: PublishRequest, signal: AbortSignal, log: Logger) {
+  const stagedMount = () =>
+    volumeMountAt(backends, req.volume_id, req.staging_target_path, signal).catch((err: unknown) => {
+      throw err instanceof Error && /not mounted/.test(err.message) ? precondition(`volume ${req.volume_id} is not staged at ${req.staging_target_path}; call NodeStageVolume first`) : err;
+    });
+  const staged = await stagedMount();
+  const health = await probeMount(staged.entry.target, PROBE_TIMEOUT_MS, signal);
+  if (health.ok) return staged;
+  if (health.kind !== 'gone') throw notAnswering(staged.entry.target, health.reason);
+  await stageAt(mounter, stagingSpec(backends, req), staged.entry.target, signal, log);
+  return stagedMount();
+}
+
+/**
+ * Something other than this request is mounted at the target: ALREADY_EXISTS — unless it is the
+ * volume's own old mount, broken (left over from a staging mount that was replaced), which goes.
+ */
+async function replaceBrokenTarget(mounter: Mounter, current: MountEntry, staged: MountEntry, target: string, signal: AbortSignal, log: Logger): Promise<void> {
+  const stale = current.device !== staged.device && sourceMatches(current, staged.source) && (await probeMount(target, PROBE_TIMEOUT_MS, signal)).ok === false;
+  if (!stale) throw alreadyExists(`${target} is already mounted (${current.source}${isReadOnly(current) ? ', read-only' : ''}) and differs from this request`);
+  log.warn({ target }, "target still holds the volume's old, broken mount; replacing it");
+  await mounter.unmount(current, signal);
+}

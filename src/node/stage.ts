@@ -1,0 +1,132 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { alreadyExists, invalid, precondition, unavailable } from '../csi/errors.js';
+import type { NodeRpcs, RequestOfRpc } from '../grpc/rpc.js';
+import { requireField } from '../grpc/validate.js';
+import { bindsOf, mountAt, readMountTable, sourceMatches } from '../mounts/mount-table.js';
+import type { Mounter } from '../mounts/mounter.js';
+import { probeMount } from '../mounts/probe.js';
+import type { MountSpec } from '../mounts/spec.js';
+import { isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
+import type { Backends } from '../volumes/registry.js';
+import { DATA_DIR } from '../volumes/store.js';
+import { run } from '../util/exec.js';
+import { withTimeout } from '../util/time.js';
+import type { NodeDeps } from './deps.js';
+import { LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS } from './volume-mounts.js';
+
+type StageRequest = RequestOfRpc<NodeRpcs['NodeStageVolume']>;
+
+/** NodeStageVolume: mounts the volume's directory at the staging path (sshfs or NFS), once. */
+export function stageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeStageVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.staging_target_path, 'staging_target_path');
+      requireCapability(req.volume_capability, 'volume_capability');
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req, { signal, log }) {
+      await stageAt(mounter, stagingSpec(backends, req), path.resolve(req.staging_target_path), signal, log);
+      return {};
+    },
+  };
+}
+
+/**
+ * NodeUnstageVolume: unmounts the staging mount — refused while it is still published — cutting it
+ * off its server the way the volume's backend says if umount alone does not finish; removes the key copy.
+ */
+export function unstageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.staging_target_path, 'staging_target_path');
+    },
+    lockKey: (req) => req.volume_id,
+    async handle(req, { signal }) {
+      const staging = path.resolve(req.staging_target_path);
+      const table = await readMountTable(signal);
+      const entry = mountAt(table, staging);
+      if (entry) {
+        const published = bindsOf(table, entry).map((m) => m.target);
+        if (published.length) throw precondition(`volume is still published at ${published.join(', ')}; unpublish it first`);
+        await mounter.unmount(entry, signal, cutoffOf(backends, req.volume_id));
+      }
+      await mounter.removeSecrets(staging);
+      return {};
+    },
+  };
+}
+
+/** How to mount a volume at its staging path, for the capability the CO asks with (checked against the allowlist). */
+export function stagingSpec(backends: Backends, req: Pick<StageRequest, 'volume_id' | 'volume_capability'>): MountSpec {
+  const { ref, store } = backends.locateVolume(req.volume_id);
+  const mode = requireCapability(req.volume_capability, 'volume_capability');
+  const flags = req.volume_capability?.mount?.mount_flags ?? [];
+  store.backend.checkMountOptions(flags);
+  return store.backend.mountSpec(ref.dir, { flags, readonly: isReadOnlyMode(mode), group: mountGroup(req.volume_capability) });
+}
+
+/**
+ * Mounts `spec` at `staging`, unless it is there and answering. A mount that is gone for good
+ * (stale file handle, dead FUSE daemon) is replaced; one whose server merely does not answer is
+ * kept — it heals when the server is back, with the writes still queued on it — and the call
+ * fails with UNAVAILABLE so the CO retries.
+ */
+export async function stageAt(mounter: Mounter, spec: MountSpec, staging: string, signal: AbortSignal, log: Logger): Promise<void> {
+  const existing = mountAt(await readMountTable(signal), staging);
+  if (existing) {
+    if (!sourceMatches(existing, spec.source)) throw alreadyExists(`${staging} already holds another mount (${existing.source})`);
+    const health = await probeMount(staging, PROBE_TIMEOUT_MS, signal);
+    if (health.ok) return grantGroup(spec, staging, signal);
+    if (health.kind !== 'gone') throw notAnswering(staging, health.reason);
+    log.warn({ staging, reason: health.reason }, 'staged mount is gone for good; mounting it again');
+    await mounter.unmount(existing, signal, spec.cutoff);
+  }
+  await withTimeout(mkdir(staging, { recursive: true }), LOCAL_FS_TIMEOUT_MS, `mkdir ${staging}`);
+  await mounter.mount(spec, staging, signal);
+  await grantGroup(spec, staging, signal);
+}
+
+/** A staged volume whose server does not answer: kept mounted, so it heals with its queued writes; the CO retries. */
+export const notAnswering = (staging: string, reason: string) =>
+  unavailable(`volume is staged at ${staging} but does not answer (${reason}); the mount is kept so that it heals, with its queued writes, when the server is back`);
+
+/** The cutoff the volume's backend asks for; none for an ID tether did not make (then only umount and a lazy unmount). */
+function cutoffOf(backends: Backends, volumeId: string) {
+  try {
+    const { ref, store } = backends.locateVolume(volumeId);
+    return store.backend.mountSpec(ref.dir, { flags: [], readonly: false }).cutoff;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * VOLUME_MOUNT_GROUP on a filesystem without a gid mount option (NFS): data/ goes to the pod's group,
+ * group-writable and setgid, so what the pod creates is that group's too — what kubelet's fsGroup
+ * would do to the top directory. Through child processes with timeouts: it is a network mount.
+ */
+async function grantGroup(spec: MountSpec, staging: string, signal: AbortSignal): Promise<void> {
+  const gid = spec.groupAccess;
+  if (gid === undefined) return;
+  const dir = path.join(staging, DATA_DIR);
+  try {
+    const [group, mode] = (await run('stat', ['-c', '%g %a', '--', dir], { timeoutMs: LOCAL_FS_TIMEOUT_MS, signal })).trim().split(' ');
+    if (Number(group) === gid && (parseInt(mode ?? '0', 8) & 0o2070) === 0o2070) return;
+    await run('chgrp', [String(gid), '--', dir], { timeoutMs: LOCAL_FS_TIMEOUT_MS, signal });
+    await run('chmod', ['g+rwxs', '--', dir], { timeoutMs: LOCAL_FS_TIMEOUT_MS, signal });
+  } catch (err) {
+    throw precondition(`cannot give ${dir} to the pod's fsGroup ${gid}: ${(err as Error).message}; the server must let this node's root change the directory (no root squash), or the share must already belong to that group`);
+  }
+}
+
+/** VOLUME_MOUNT_GROUP: the fsGroup Kubernetes sends, as a numeric group ID. */
+function mountGroup(cap: VolumeCapability | null): number | undefined {
+  const group = cap?.mount?.volume_mount_group;
+  if (!group) return undefined;
+  if (!/^\d{1,10}$/.test(group)) throw invalid(`volume_mount_group must be a numeric group ID, got "${group}"`);
+  return Number(group);
+}

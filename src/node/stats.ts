@@ -1,0 +1,49 @@
+import type { NodeRpcs } from '../grpc/rpc.js';
+import { requireField } from '../grpc/validate.js';
+import { probeMount } from '../mounts/probe.js';
+import { toBytes } from '../volumes/capacity.js';
+import type { NodeDeps } from './deps.js';
+import { PROBE_TIMEOUT_MS, volumeMountAt } from './volume-mounts.js';
+
+/**
+ * NodeGetVolumeStats: bytes and inodes of the volume's mount, from statfs in a child process with a
+ * timeout; a mount that does not answer is reported abnormal, saying whether it can heal by itself.
+ */
+export function volumeStats({ backends }: NodeDeps): NodeRpcs['NodeGetVolumeStats'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.volume_path, 'volume_path');
+    },
+    async handle(req, { signal }) {
+      const { entry } = await volumeMountAt(backends, req.volume_id, req.volume_path, signal);
+      const health = await probeMount(entry.target, PROBE_TIMEOUT_MS, signal);
+      if (!health.ok) {
+        const hint = health.kind === 'gone' ? ' (the mount cannot recover by itself: restarting the pod mounts the volume again)' : '';
+        return { usage: [], volume_condition: { abnormal: true, message: `volume is not usable: ${health.reason}${hint}` } };
+      }
+      const u = health.usage;
+      return {
+        usage: [
+          { unit: 'BYTES', total: String(u.totalBytes), available: String(u.availableBytes), used: String(u.usedBytes) },
+          { unit: 'INODES', total: String(u.totalInodes), available: String(u.freeInodes), used: String(u.usedInodes) },
+        ],
+        volume_condition: { abnormal: false, message: 'volume is mounted and answering' },
+      };
+    },
+  };
+}
+
+/** NodeExpandVolume: a directory on a network filesystem has no size of its own to grow; the controller records the new size. */
+export function expandVolume({ backends }: NodeDeps): NodeRpcs['NodeExpandVolume'] {
+  return {
+    validate(req) {
+      requireField(req.volume_id, 'volume_id');
+      requireField(req.volume_path, 'volume_path');
+    },
+    async handle(req, { signal }) {
+      await volumeMountAt(backends, req.volume_id, req.volume_path, signal);
+      return { capacity_bytes: String(toBytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes')) };
+    },
+  };
+}
