@@ -19,7 +19,7 @@ COPY tsconfig.json ./
 COPY proto ./proto
 COPY src ./src
 COPY test ./test
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev
 
 # ---- runtime: the driver and the programs it runs ----
 FROM ${NODE_IMAGE}

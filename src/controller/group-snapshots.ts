@@ -1,6 +1,6 @@
 import { alreadyExists, invalid, notFound } from '../csi/errors.js';
 import type { GroupControllerRpcs, RequestOfRpc } from '../grpc/rpc.js';
-import { requireField } from '../grpc/validate.js';
+import { requireFields } from '../grpc/validate.js';
 import { dirForName, groupSnapshotId, parseVolumeId, snapshotId, type VolumeRef } from '../volumes/ids.js';
 import { checkSnapshotParameters } from '../volumes/params.js';
 import type { GroupRecord, SnapshotRecord } from '../volumes/records.js';
@@ -92,7 +92,7 @@ function createGroupSnapshot({ backends, now }: ControllerDeps): GroupController
 
 function deleteGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs['DeleteVolumeGroupSnapshot'] {
   return {
-    validate: (req) => requireField(req.group_snapshot_id, 'group_snapshot_id'),
+    validate: (req) => requireFields(req, 'group_snapshot_id'),
     lockKey: (req) => req.group_snapshot_id,
     async handle(req) {
       const found = await backends.findGroup(req.group_snapshot_id);
@@ -107,7 +107,7 @@ function deleteGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs[
 
 function getGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs['GetVolumeGroupSnapshot'] {
   return {
-    validate: (req) => requireField(req.group_snapshot_id, 'group_snapshot_id'),
+    validate: (req) => requireFields(req, 'group_snapshot_id'),
     async handle(req) {
       const { store, record } = await backends.resolveGroup(req.group_snapshot_id);
       checkMembers(record, req.snapshot_ids);

@@ -1,6 +1,6 @@
 import { notFound, resourceExhausted } from '../csi/errors.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
-import { requireField } from '../grpc/validate.js';
+import { requireFields } from '../grpc/validate.js';
 import { decidePublish, requireCapability } from '../volumes/access.js';
 import { volumeId } from '../volumes/ids.js';
 import type { Backends } from '../volumes/registry.js';
@@ -14,8 +14,7 @@ import type { ControllerDeps } from './deps.js';
 export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerPublishVolume'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.node_id, 'node_id');
+      requireFields(req, 'volume_id', 'node_id');
       requireCapability(req.volume_capability, 'volume_capability');
     },
     lockKey: (req) => req.volume_id,
@@ -39,7 +38,7 @@ export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['Con
 /** ControllerUnpublishVolume: drops the node's publication (all of them without a node ID); OK if there is none. */
 export function unpublishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerUnpublishVolume'] {
   return {
-    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
     async handle(req) {
       const found = await backends.findVolume(req.volume_id);

@@ -1,6 +1,6 @@
 import { alreadyExists, invalid, notFound, precondition } from '../csi/errors.js';
 import type { ControllerRpcs, RequestOfRpc } from '../grpc/rpc.js';
-import { checkMaxEntries, requireField } from '../grpc/validate.js';
+import { checkMaxEntries, requireFields } from '../grpc/validate.js';
 import { dirForName, parseSnapshotId, parseVolumeId, snapshotId } from '../volumes/ids.js';
 import { checkSnapshotParameters } from '../volumes/params.js';
 import type { SnapshotRecord } from '../volumes/records.js';
@@ -22,7 +22,7 @@ const snapshotIdFor = (req: RequestOfRpc<ControllerRpcs['CreateSnapshot']>) => {
 export function createSnapshot({ backends, now }: ControllerDeps): ControllerRpcs['CreateSnapshot'] {
   return {
     validate(req) {
-      requireField(req.source_volume_id, 'source_volume_id');
+      requireFields(req, 'source_volume_id');
       if (!req.name) throw invalid('name is required');
       checkSnapshotParameters(req.parameters);
     },
@@ -53,7 +53,7 @@ export function createSnapshot({ backends, now }: ControllerDeps): ControllerRpc
 
 export function deleteSnapshot({ backends }: ControllerDeps): ControllerRpcs['DeleteSnapshot'] {
   return {
-    validate: (req) => requireField(req.snapshot_id, 'snapshot_id'),
+    validate: (req) => requireFields(req, 'snapshot_id'),
     lockKey: (req) => req.snapshot_id,
     async handle(req) {
       const found = await backends.findSnapshot(req.snapshot_id);
@@ -71,7 +71,7 @@ export function deleteSnapshot({ backends }: ControllerDeps): ControllerRpcs['De
 
 export function getSnapshot({ backends }: ControllerDeps): ControllerRpcs['GetSnapshot'] {
   return {
-    validate: (req) => requireField(req.snapshot_id, 'snapshot_id'),
+    validate: (req) => requireFields(req, 'snapshot_id'),
     async handle(req) {
       const { record } = await backends.resolveSnapshot(req.snapshot_id);
       return { snapshot: snapshotInfo(req.snapshot_id, record) };

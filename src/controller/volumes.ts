@@ -1,6 +1,6 @@
 import { invalid, outOfRange, precondition } from '../csi/errors.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
-import { checkMaxEntries, requireField } from '../grpc/validate.js';
+import { checkMaxEntries, requireFields } from '../grpc/validate.js';
 import { checkCapability } from '../volumes/access.js';
 import { chooseCapacity, toBytes } from '../volumes/capacity.js';
 import { parseVolumeId, volumeId } from '../volumes/ids.js';
@@ -13,7 +13,7 @@ import type { ControllerDeps } from './deps.js';
 /** DeleteVolume: what onDelete says (remove, archive or retain); refused while the volume is published. */
 export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
   return {
-    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
     async handle(req) {
       const found = await backends.findVolume(req.volume_id);
@@ -48,7 +48,7 @@ export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListV
 
 export function getVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerGetVolume'] {
   return {
-    validate: (req) => requireField(req.volume_id, 'volume_id'),
+    validate: (req) => requireFields(req, 'volume_id'),
     async handle(req) {
       const { ref, store, record } = await backends.resolveVolume(req.volume_id);
       return { volume: volumeInfo(req.volume_id, record), status: await volumeStatus(store, ref.dir, record) };
@@ -60,7 +60,7 @@ export function getVolume({ backends }: ControllerDeps): ControllerRpcs['Control
 export function expandVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerExpandVolume'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
+      requireFields(req, 'volume_id');
       if (!req.capacity_range) throw invalid('capacity_range is required');
       chooseCapacity(req.capacity_range);
     },
@@ -81,7 +81,7 @@ export function expandVolume({ backends }: ControllerDeps): ControllerRpcs['Cont
 export function modifyVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerModifyVolume'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
+      requireFields(req, 'volume_id');
       parseMutableParameters(req.mutable_parameters);
     },
     lockKey: (req) => req.volume_id,
@@ -98,7 +98,7 @@ export function modifyVolume({ backends }: ControllerDeps): ControllerRpcs['Cont
 export function validateVolumeCapabilities({ backends }: ControllerDeps): ControllerRpcs['ValidateVolumeCapabilities'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
+      requireFields(req, 'volume_id');
       if (!req.volume_capabilities?.length) throw invalid('volume_capabilities must list at least one capability');
     },
     async handle(req) {

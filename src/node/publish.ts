@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, precondition } from '../csi/errors.js';
 import type { NodeRpcs, RequestOfRpc } from '../grpc/rpc.js';
-import { requireField } from '../grpc/validate.js';
+import { requireFields } from '../grpc/validate.js';
 import { bindsOf, isReadOnly, mountAt, readMountTable, sourceMatches, type MountEntry } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
@@ -24,9 +24,7 @@ type PublishRequest = RequestOfRpc<NodeRpcs['NodePublishVolume']>;
 export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePublishVolume'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.staging_target_path, 'staging_target_path');
-      requireField(req.target_path, 'target_path');
+      requireFields(req, 'volume_id', 'staging_target_path', 'target_path');
       requireCapability(req.volume_capability, 'volume_capability');
     },
     lockKey: (req) => req.volume_id,
@@ -57,10 +55,7 @@ export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePu
 /** NodeUnpublishVolume: unmounts whatever is mounted at the target path, then removes the empty directory. */
 export function unpublishVolume({ mounter }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
   return {
-    validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.target_path, 'target_path');
-    },
+    validate: (req) => requireFields(req, 'volume_id', 'target_path'),
     lockKey: (req) => req.volume_id,
     async handle(req, { signal, log }) {
       const target = path.resolve(req.target_path);

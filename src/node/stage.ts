@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, invalid, precondition, unavailable } from '../csi/errors.js';
 import type { NodeRpcs, RequestOfRpc } from '../grpc/rpc.js';
-import { requireField } from '../grpc/validate.js';
+import { requireFields } from '../grpc/validate.js';
 import { bindsOf, mountAt, readMountTable, sourceMatches } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
@@ -22,8 +22,7 @@ type StageRequest = RequestOfRpc<NodeRpcs['NodeStageVolume']>;
 export function stageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeStageVolume'] {
   return {
     validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.staging_target_path, 'staging_target_path');
+      requireFields(req, 'volume_id', 'staging_target_path');
       requireCapability(req.volume_capability, 'volume_capability');
     },
     lockKey: (req) => req.volume_id,
@@ -40,10 +39,7 @@ export function stageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeStag
  */
 export function unstageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
   return {
-    validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.staging_target_path, 'staging_target_path');
-    },
+    validate: (req) => requireFields(req, 'volume_id', 'staging_target_path'),
     lockKey: (req) => req.volume_id,
     async handle(req, { signal }) {
       const staging = path.resolve(req.staging_target_path);

@@ -1,5 +1,5 @@
 import type { NodeRpcs } from '../grpc/rpc.js';
-import { requireField } from '../grpc/validate.js';
+import { requireFields } from '../grpc/validate.js';
 import { probeMount } from '../mounts/probe.js';
 import { toBytes } from '../volumes/capacity.js';
 import type { NodeDeps } from './deps.js';
@@ -11,10 +11,7 @@ import { PROBE_TIMEOUT_MS, volumeMountAt } from './volume-mounts.js';
  */
 export function volumeStats({ backends }: NodeDeps): NodeRpcs['NodeGetVolumeStats'] {
   return {
-    validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.volume_path, 'volume_path');
-    },
+    validate: (req) => requireFields(req, 'volume_id', 'volume_path'),
     async handle(req, { signal }) {
       const { entry } = await volumeMountAt(backends, req.volume_id, req.volume_path, signal);
       const health = await probeMount(entry.target, PROBE_TIMEOUT_MS, signal);
@@ -37,10 +34,7 @@ export function volumeStats({ backends }: NodeDeps): NodeRpcs['NodeGetVolumeStat
 /** NodeExpandVolume: a directory on a network filesystem has no size of its own to grow; the controller records the new size. */
 export function expandVolume({ backends }: NodeDeps): NodeRpcs['NodeExpandVolume'] {
   return {
-    validate(req) {
-      requireField(req.volume_id, 'volume_id');
-      requireField(req.volume_path, 'volume_path');
-    },
+    validate: (req) => requireFields(req, 'volume_id', 'volume_path'),
     async handle(req, { signal }) {
       await volumeMountAt(backends, req.volume_id, req.volume_path, signal);
       return { capacity_bytes: String(toBytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes')) };

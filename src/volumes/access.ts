@@ -1,31 +1,21 @@
 import { alreadyExists, invalid, precondition } from '../csi/errors.js';
+import { _csi_v1_VolumeCapability_AccessMode_Mode as PROTO_MODES } from '../csi/generated/csi/v1/VolumeCapability.js';
 
 /**
  * The access-mode rules of tether, as pure functions: what a capability may be, who may publish a
  * volume where. The controller and the node both decide with these.
  */
-export type AccessMode =
-  | 'SINGLE_NODE_WRITER'
-  | 'SINGLE_NODE_READER_ONLY'
-  | 'MULTI_NODE_READER_ONLY'
-  | 'MULTI_NODE_SINGLE_WRITER'
-  | 'MULTI_NODE_MULTI_WRITER'
-  | 'SINGLE_NODE_SINGLE_WRITER'
-  | 'SINGLE_NODE_MULTI_WRITER';
 
-export const ACCESS_MODES: readonly AccessMode[] = [
-  'SINGLE_NODE_WRITER',
-  'SINGLE_NODE_READER_ONLY',
-  'MULTI_NODE_READER_ONLY',
-  'MULTI_NODE_SINGLE_WRITER',
-  'MULTI_NODE_MULTI_WRITER',
-  'SINGLE_NODE_SINGLE_WRITER',
-  'SINGLE_NODE_MULTI_WRITER',
-];
+/** The access modes of the proto (UNKNOWN aside), in its order. */
+export type AccessMode = Exclude<(typeof PROTO_MODES)[keyof typeof PROTO_MODES], 'UNKNOWN'>;
+export const ACCESS_MODES: readonly AccessMode[] = Object.values(PROTO_MODES).filter((m): m is AccessMode => m !== 'UNKNOWN');
 
-/** A VolumeCapability as proto-loader hands it over. */
+/**
+ * A VolumeCapability as a rule accepts it: the generated VolumeCapability__Output, or less — a CO may
+ * leave anything out, and an enum value the proto does not know arrives as a bare name or number.
+ */
 export interface VolumeCapability {
-  access_mode?: { mode?: string } | null;
+  access_mode?: { mode?: string | number } | null;
   mount?: { fs_type?: string; mount_flags?: string[]; volume_mount_group?: string } | null;
   block?: object | null;
   access_type?: string;
@@ -44,7 +34,7 @@ const FS_TYPES = new Set(['', 'sshfs', 'fuse.sshfs', 'nfs', 'nfs4']);
 export function checkCapability(cap: VolumeCapability | null | undefined, field: string): { mode: AccessMode } | { unsupported: string } {
   const mode = cap?.access_mode?.mode;
   if (!cap || !mode || mode === 'UNKNOWN') throw invalid(`${field}.access_mode is required`);
-  if (!ACCESS_MODES.includes(mode as AccessMode)) throw invalid(`${field}.access_mode ${mode} is not a CSI access mode`);
+  if (!ACCESS_MODES.includes(mode as AccessMode)) throw invalid(`${field}.access_mode ${String(mode)} is not a CSI access mode`);
   if (cap.block || cap.access_type === 'block') return { unsupported: 'block access is not supported: tether volumes are filesystems (use access type mount)' };
   if (!cap.mount && cap.access_type !== 'mount') throw invalid(`${field} must set an access type (mount)`);
   const fsType = cap.mount?.fs_type ?? '';

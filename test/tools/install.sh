@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need, idempotently: Debian packages, npm packages, and the Go tools
-# (csi-sanity, helm, csi-probe) at pinned versions into .tools/bin. Safe to run again and again.
+# (csi-sanity, helm, csi-probe) at pinned versions, cached outside the clone by version and linked into
+# .tools/bin. Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,20 +25,31 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-export GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod
-mkdir -p "$GOBIN"
-if ! go version -m "$GOBIN/csi-sanity" 2>/dev/null | grep -q "csi-test/v5[[:space:]]*$CSI_SANITY_VERSION"; then
-  echo "install.sh: go install csi-sanity@$CSI_SANITY_VERSION"
-  go install "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
-fi
-if [ ! -x "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/main.go -nt "$GOBIN/csi-probe" ] || [ test/clients/csi-probe/go.mod -nt "$GOBIN/csi-probe" ]; then
-  echo "install.sh: building csi-probe"
-  (cd test/clients/csi-probe && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-probe" .)
-fi
-if ! go version -m "$GOBIN/helm" 2>/dev/null | grep -q "helm.sh/helm/v3[[:space:]]*$HELM_VERSION[[:space:]]"; then
-  echo "install.sh: go install helm@$HELM_VERSION"
-  go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-fi
+# Go tools are built once per version into a cache outside the clone (CI clones afresh every run) and
+# linked into .tools/bin, where the tests look for them.
+CACHE=${TETHER_CACHE:-/var/cache/tether}
+BIN=$PWD/.tools/bin
+mkdir -p "$BIN" "$CACHE"
+export GOFLAGS=-mod=mod
+
+# go_tool NAME KEY BUILD...: runs BUILD with GOBIN set to a cache directory for KEY (once), links NAME.
+go_tool() {
+  local name=$1 key=$2; shift 2
+  local dir="$CACHE/$name-$key"
+  if [ ! -x "$dir/$name" ]; then
+    echo "install.sh: building $name ($key)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    GOBIN="$dir.tmp" "$@"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  ln -sfn "$dir/$name" "$BIN/$name"
+}
+
+go_tool csi-sanity "$CSI_SANITY_VERSION" go install "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
+go_tool helm "$HELM_VERSION" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+PROBE_KEY=$(cat test/clients/csi-probe/go.mod test/clients/csi-probe/go.sum test/clients/csi-probe/main.go | sha256sum | cut -c1-16)
+go_tool csi-probe "$PROBE_KEY" bash -c 'cd test/clients/csi-probe && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-probe" .'
+
 CRDS=$PWD/.tools/crds
 if [ ! -f "$CRDS/.$SNAPSHOTTER_VERSION" ]; then
   echo "install.sh: VolumeSnapshot CRDs of external-snapshotter $SNAPSHOTTER_VERSION"

@@ -1,8 +1,9 @@
-// proto/csi.proto must be the CSI v1.12.0 spec, byte for byte.
+// proto/csi.proto must be the CSI v1.12.0 spec, byte for byte; the types generated from it must match how the server decodes it.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LOADER_OPTIONS } from '../../src/grpc/proto.js';
 
 /** sha256 of csi.proto as released in container-storage-interface/spec v1.12.0. */
 const CSI_V1_12_0_SHA256 = '5b81236a3809f3ff0b877ff9b82215d0b74a8e291d7f3ec6ee1a44f537c0f86a';
@@ -25,5 +26,24 @@ describe('proto/csi.proto', () => {
 
   (existsSync(shared) ? test : test.skip)('is byte-identical to ../shared/spec/csi.proto', () => {
     expect(readFileSync(ours).equals(readFileSync(shared))).toBe(true);
+  });
+});
+
+describe('the generated request and response types (npm run gen)', () => {
+  const gen = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.gen!;
+
+  test('are generated with the options the server decodes requests with', () => {
+    // A type generated with other options would lie: e.g. int64 as a number while the server hands a string.
+    const flags: Record<string, string> = { keepCase: '--keepCase', longs: '--longs=String', enums: '--enums=String', defaults: '--defaults', oneofs: '--oneofs' };
+    expect(Object.keys(LOADER_OPTIONS).sort()).toEqual(Object.keys(flags).sort());
+    expect(LOADER_OPTIONS).toMatchObject({ keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    for (const flag of Object.values(flags)) expect(gen.split(/\s+/)).toContain(flag);
+  });
+
+  test('come from proto/csi.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {
+    expect(gen).toMatch(/^rm -rf src\/csi\/generated && proto-loader-gen-types /);
+    expect(gen).toMatch(/-I proto .* csi\.proto$/);
+    expect(gen).toContain('-O src/csi/generated');
+    expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/csi\/generated\/$/m);
   });
 });
