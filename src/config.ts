@@ -16,6 +16,8 @@ const fileConfig = z
     runtimeDir: z.string().regex(/^\//).default('/run/tether'),
     /** NodeGetInfo's max_volumes_per_node; 0 means no limit. */
     maxVolumesPerNode: z.number().int().min(0).default(0),
+    /** Node: how long a claimed volume (a CO without ControllerPublish) may stay staged with no workload before the node unstages it itself; 0 = never. */
+    releaseIdleAfterSeconds: z.number().int().min(0).max(86_400).default(30),
     backends: z.array(backendSchema).min(1, 'at least one backend is required'),
   })
   .strict()
@@ -37,6 +39,7 @@ export interface Config {
   logLevel: string;
   runtimeDir: string;
   maxVolumesPerNode: number;
+  releaseIdleAfterSeconds: number;
   backends: BackendConfig[];
 }
 
@@ -91,6 +94,7 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     logLevel: values['log-level']!,
     runtimeDir: file.runtimeDir,
     maxVolumesPerNode: file.maxVolumesPerNode,
+    releaseIdleAfterSeconds: file.releaseIdleAfterSeconds,
     backends: file.backends,
   };
 }

@@ -13,11 +13,15 @@ import { buildRedactor } from './grpc/redact.js';
 import type { ServiceSet } from './grpc/rpc.js';
 import { serve } from './grpc/server.js';
 import { identityService, VERSION } from './identity.js';
+import { readMountTable } from './mounts/mount-table.js';
 import { Mounter } from './mounts/mounter.js';
+import { ClaimKeeper } from './node/claim-keeper.js';
 import { nodeService } from './node/service.js';
 import { Backends } from './volumes/registry.js';
 
 const REGISTER_RETRY_MS = 30_000;
+/** How often a node tries again to release a claim whose backend did not answer at NodeUnstage. */
+const CLAIM_RETRY_MS = 10_000;
 
 async function main(): Promise<void> {
   const config = await loadConfig(process.argv.slice(2));
@@ -36,11 +40,16 @@ async function main(): Promise<void> {
     services.Controller = controllerService(deps);
     services.GroupController = groupControllerService(deps);
   }
+  const locks = new KeyedLocks();
+  let claims: ClaimKeeper | undefined;
   if (config.mode !== 'controller') {
     const mounter = new Mounter(config.runtimeDir, log);
-    services.Node = nodeService({ backends, mounter, nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    claims = new ClaimKeeper({ backends, mounter, locks, nodeId: config.nodeId, runtimeDir: config.runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, log });
+    services.Node = nodeService({ backends, mounter, claims, nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    claims.reconcile(await readMountTable());
+    await claims.resumeReleases();
   }
-  const server = await serve(config.socketPath, services, { log, metrics, locks: new KeyedLocks(), redact: buildRedactor(loadCsiRoot()).redact, maxCallMs: 300_000 });
+  const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(loadCsiRoot()).redact, maxCallMs: 300_000 });
   const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
   log.info({ version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url }, 'tether is serving');
   if (config.mode !== 'controller') void register().catch(() => undefined);
@@ -48,6 +57,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down; mounts stay in place');
     server.tryShutdown(() => undefined);
+    claims?.close();
     metricsServer?.server.close();
     void backends.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();

@@ -35,24 +35,37 @@ export interface DirEntry {
   isDirectory: boolean;
 }
 
-/** File operations on a backend, relative to its base directory. Missing paths are not errors where noted. */
+/**
+ * File operations on a backend, relative to its base directory. Missing paths are not errors where
+ * noted. Every operation takes the calling RPC's signal: once it is aborted (the call ended), no
+ * further request is sent to the server — one already sent is let finish, so that a call's work has
+ * stopped when its promise settles.
+ */
 export interface RemoteFs {
   /** Where the base directory is, for messages (`user@host:/path`). */
   readonly location: string;
   /** The file's bytes, or undefined if it does not exist. */
-  readFile(path: string): Promise<Buffer | undefined>;
+  readFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined>;
   /** Writes to a temporary file, syncs, and renames over `path`: readers see the old or the new file. */
-  writeFileAtomic(path: string, data: Buffer): Promise<void>;
+  writeFileAtomic(path: string, data: Buffer, signal?: AbortSignal): Promise<void>;
+  /**
+   * Publishes a complete file at `path` unless something is there already: writes and syncs a
+   * temporary file, then hard-links it to `path` (a link never replaces a file, on SFTP and NFS
+   * alike). True if this call made `path`; false if it existed. `data` must be unique to the caller
+   * (the store puts a random token in it), so an answer lost in transit is recognized.
+   */
+  linkExclusive(path: string, data: Buffer, signal?: AbortSignal): Promise<boolean>;
   /** Creates the directory; true if created, false if it was already there. */
-  mkdir(path: string): Promise<boolean>;
+  mkdir(path: string, signal?: AbortSignal): Promise<boolean>;
   /** True if something exists at `path`. */
-  exists(path: string): Promise<boolean>;
+  exists(path: string, signal?: AbortSignal): Promise<boolean>;
   /** The entries of a directory; [] if it does not exist. */
-  list(path: string): Promise<DirEntry[]>;
+  list(path: string, signal?: AbortSignal): Promise<DirEntry[]>;
   /** Removes `path` and everything below it, never following symlinks; OK if missing. */
-  removeTree(path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
+  removeTree(path: string, signal?: AbortSignal): Promise<void>;
+  /** Renames `from` over `to` (replacing a file there); false if `from` does not exist. */
+  rename(from: string, to: string, signal?: AbortSignal): Promise<boolean>;
   /** Copies a tree on the server where the protocol allows it; files already copied are skipped. */
-  copyTree(from: string, to: string): Promise<void>;
-  usage(): Promise<{ totalBytes: number; availableBytes: number }>;
+  copyTree(from: string, to: string, signal?: AbortSignal): Promise<void>;
+  usage(signal?: AbortSignal): Promise<{ totalBytes: number; availableBytes: number }>;
 }

@@ -1,8 +1,8 @@
-import { lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DirEntry, RemoteFs } from './backend.js';
-import { errnoName } from '../csi/errors.js';
+import { errnoName, stopIfEnded } from '../csi/errors.js';
 import { probeMount } from '../mounts/probe.js';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
@@ -28,16 +28,17 @@ export class LocalFs implements RemoteFs {
   ) {}
 
   /** One operation; after a stale file handle (the export was re-created on the server) once more on a fresh mount. */
-  private async run<T>(what: string, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
+  private async run<T>(what: string, signal: AbortSignal | undefined, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
     try {
-      return await this.attempt(what, fn, timeoutMs);
+      return await this.attempt(what, signal, fn, timeoutMs);
     } catch (err) {
       if (errnoName(err) !== 'ESTALE') throw err;
-      return await this.attempt(what, fn, timeoutMs);
+      return await this.attempt(what, signal, fn, timeoutMs);
     }
   }
 
-  private async attempt<T>(what: string, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs: number): Promise<T> {
+  private async attempt<T>(what: string, signal: AbortSignal | undefined, fn: (abs: (p: string) => string) => Promise<T>, timeoutMs: number): Promise<T> {
+    stopIfEnded(signal, what);
     const mount = await this.acquire();
     const abs = (p: string) => {
       const full = path.resolve(mount.root, p);
@@ -45,6 +46,7 @@ export class LocalFs implements RemoteFs {
       return full;
     };
     try {
+      stopIfEnded(signal, what);
       return await withTimeout(fn(abs), timeoutMs, `${what} on ${this.location}`);
     } catch (err) {
       if (errnoName(err) === 'ESTALE') mount.stale();
@@ -54,26 +56,38 @@ export class LocalFs implements RemoteFs {
     }
   }
 
-  readFile(p: string): Promise<Buffer | undefined> {
-    return this.run(`read ${p}`, (abs) => readFile(abs(p)).catch(ifMissing(undefined)));
+  readFile(p: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    return this.run(`read ${p}`, signal, (abs) => readFile(abs(p)).catch(ifMissing(undefined)));
   }
 
-  writeFileAtomic(p: string, data: Buffer): Promise<void> {
-    return this.run(`write ${p}`, async (abs) => {
-      const tmp = `${abs(p)}.tmp-${randomBytes(4).toString('hex')}`;
-      const handle = await open(tmp, 'w', 0o644);
-      try {
-        await handle.writeFile(data);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, abs(p));
+  writeFileAtomic(p: string, data: Buffer, signal?: AbortSignal): Promise<void> {
+    return this.run(`write ${p}`, signal, async (abs) => {
+      const tmp = await writeTemp(abs(p), data);
+      await rename(tmp, abs(p)).catch(async (err: unknown) => {
+        await rm(tmp, { force: true });
+        throw err;
+      });
     });
   }
 
-  mkdir(p: string): Promise<boolean> {
-    return this.run(`mkdir ${p}`, (abs) =>
+  linkExclusive(p: string, data: Buffer, signal?: AbortSignal): Promise<boolean> {
+    return this.run(`create ${p}`, signal, async (abs) => {
+      const tmp = await writeTemp(abs(p), data);
+      try {
+        await link(tmp, abs(p));
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // An NFS LINK retransmitted after its answer was lost also says EEXIST: the file may be ours.
+        return (await readFile(abs(p)).catch(ifMissing(undefined)))?.equals(data) ?? false;
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    });
+  }
+
+  mkdir(p: string, signal?: AbortSignal): Promise<boolean> {
+    return this.run(`mkdir ${p}`, signal, (abs) =>
       mkdir(abs(p), { mode: 0o755 }).then(
         () => true,
         (err: NodeJS.ErrnoException) => {
@@ -84,45 +98,62 @@ export class LocalFs implements RemoteFs {
     );
   }
 
-  exists(p: string): Promise<boolean> {
-    return this.run(`stat ${p}`, (abs) => lstat(abs(p)).then(() => true, ifMissing(false)));
+  exists(p: string, signal?: AbortSignal): Promise<boolean> {
+    return this.run(`stat ${p}`, signal, (abs) => lstat(abs(p)).then(() => true, ifMissing(false)));
   }
 
-  list(p: string): Promise<DirEntry[]> {
-    return this.run(`list ${p}`, async (abs) => {
+  list(p: string, signal?: AbortSignal): Promise<DirEntry[]> {
+    return this.run(`list ${p}`, signal, async (abs) => {
       const entries = await readdir(abs(p), { withFileTypes: true }).catch(ifMissing([]));
       return entries.map((e) => ({ name: e.name, isDirectory: e.isDirectory() }));
     });
   }
 
-  removeTree(p: string): Promise<void> {
+  removeTree(p: string, signal?: AbortSignal): Promise<void> {
     // rm never follows symlinks out of the tree; `abs` has confined p to the mount.
-    return this.run(`remove ${p}`, (abs) => rm(abs(p), { recursive: true, force: true }));
+    return this.run(`remove ${p}`, signal, (abs) => rm(abs(p), { recursive: true, force: true }));
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return this.run(`rename ${from}`, (abs) => rename(abs(from), abs(to)));
+  rename(from: string, to: string, signal?: AbortSignal): Promise<boolean> {
+    return this.run(`rename ${from}`, signal, (abs) => rename(abs(from), abs(to)).then(() => true, ifMissing(false)));
   }
 
   /** cp -a with reflinks where the filesystem has them; on NFS 4.2, cp's copy_file_range lets the server copy. */
-  copyTree(from: string, to: string): Promise<void> {
+  copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
     return this.run(
       `copy ${from}`,
+      signal,
       async (abs) => {
         await mkdir(abs(to), { recursive: true });
-        await run('cp', ['-a', '--reflink=auto', '--', `${abs(from)}/.`, abs(to)], { timeoutMs: COPY_TIMEOUT_MS });
+        await run('cp', ['-a', '--reflink=auto', '--', `${abs(from)}/.`, abs(to)], { timeoutMs: COPY_TIMEOUT_MS, signal });
       },
       COPY_TIMEOUT_MS + 5000,
     );
   }
 
-  usage(): Promise<{ totalBytes: number; availableBytes: number }> {
-    return this.run('statfs', async (abs) => {
-      const health = await probeMount(abs('.'), Math.min(this.opTimeoutMs, 10_000));
+  usage(signal?: AbortSignal): Promise<{ totalBytes: number; availableBytes: number }> {
+    return this.run('statfs', signal, async (abs) => {
+      const health = await probeMount(abs('.'), Math.min(this.opTimeoutMs, 10_000), signal);
       if (!health.ok) throw Object.assign(new Error(`cannot read the size of ${this.location}: ${health.reason}`), { code: health.kind === 'gone' ? 'ESTALE' : 'EIO' });
       return { totalBytes: health.usage.totalBytes, availableBytes: health.usage.availableBytes };
     });
   }
+}
+
+/** Writes `data` to a new temporary file beside `target` and syncs it; returns its path. */
+async function writeTemp(target: string, data: Buffer): Promise<string> {
+  const tmp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+  const handle = await open(tmp, 'wx', 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  return tmp;
 }
 
 /** A copy is as slow as the data is large: bounded by the RPC's deadline first, by this at the latest. */

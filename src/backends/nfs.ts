@@ -12,9 +12,12 @@ import { checkOptions, splitOptions } from './options.js';
 
 /**
  * The controller's own mount of the export is soft: a dead server makes a controller call fail
- * (and be retried) instead of hanging a thread of the pool every file operation shares.
+ * (and be retried) instead of hanging a thread of the pool every file operation shares. It caches
+ * no attributes or lookups: records change by exclusive links from other controllers and nodes,
+ * and a cached directory listing would hide a newer generation. These come after the backend's own
+ * options, so they win over them.
  */
-const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0'];
+const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0', 'actimeo=0', 'lookupcache=none'];
 
 /** Volumes on an NFS export: the controller works on a mount of the export root, nodes mount `share/<volume>`. */
 export class NfsBackend implements Backend {
@@ -29,7 +32,7 @@ export class NfsBackend implements Backend {
     log: Logger,
   ) {
     this.name = config.name;
-    this.exportMount = new ExportMount(this.spec(config.share, CONTROLLER_OPTIONS), path.join(runtimeDir, 'controller', config.name), new Mounter(runtimeDir, log));
+    this.exportMount = new ExportMount(this.spec(config.share, [], CONTROLLER_OPTIONS), path.join(runtimeDir, 'controller', config.name), new Mounter(runtimeDir, log));
     this.fs = new LocalFs(`${config.server}:${config.share}`, () => this.exportMount.acquire());
   }
 
@@ -43,10 +46,11 @@ export class NfsBackend implements Backend {
     return { ...this.spec(posix.join(this.config.share, dir), options), groupAccess: request.group };
   }
 
-  private spec(exportPath: string, extra: string[]): MountSpec {
+  /** `before` the backend's mount options (they win over it), `after` them (it wins). */
+  private spec(exportPath: string, before: string[], after: string[] = []): MountSpec {
     const host = this.config.server.includes(':') ? `[${this.config.server}]` : this.config.server;
     const source = `${host}:${exportPath}`;
-    const options = splitOptions([...extra, ...this.config.mountOptions]);
+    const options = splitOptions([...before, ...this.config.mountOptions, ...after]);
     const version = requestedVersion(options);
     return {
       // With no version asked for, the kernel negotiates (4.2 down to 3): either type can result.

@@ -1,6 +1,6 @@
 import { Client, type SFTPWrapper, type Stats, type FileEntryWithStats, type ConnectConfig } from 'ssh2';
 import type { Logger } from 'pino';
-import { unavailable } from '../csi/errors.js';
+import { stopIfEnded, unavailable } from '../csi/errors.js';
 import { TimeoutError, withTimeout } from '../util/time.js';
 
 export interface SftpTarget {
@@ -34,11 +34,16 @@ export class SftpSession {
     private readonly maxInFlight = 8,
   ) {}
 
-  /** Runs one SFTP request (`fn` calls the callback API) with a timeout and the in-flight limit. */
-  async run<T>(what: string, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+  /**
+   * Runs one SFTP request (`fn` calls the callback API) with a timeout and the in-flight limit. Once
+   * `signal` is aborted no request is sent; one already sent is let finish (or time out).
+   */
+  async run<T>(what: string, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, value?: T) => void) => void, signal?: AbortSignal): Promise<T> {
+    stopIfEnded(signal, `SFTP ${what}`);
     await this.slot();
     try {
       const { sftp } = await this.connect();
+      stopIfEnded(signal, `SFTP ${what}`);
       const op = new Promise<T>((resolve, reject) => fn(sftp, (err, value) => (err ? reject(err) : resolve(value as T))));
       return await withTimeout(op, this.opTimeoutMs, `SFTP ${what} on ${this.describe()}`).catch((err: unknown) => {
         if (err instanceof TimeoutError) this.drop(); // timed out: the connection may be hung
@@ -50,8 +55,8 @@ export class SftpSession {
     }
   }
 
-  stat = (path: string) => this.run<Stats>(`stat ${path}`, (s, cb) => s.lstat(path, cb));
-  readdir = (path: string) => this.run<FileEntryWithStats[]>(`readdir ${path}`, (s, cb) => s.readdir(path, cb as never));
+  stat = (path: string, signal?: AbortSignal) => this.run<Stats>(`stat ${path}`, (s, cb) => s.lstat(path, cb), signal);
+  readdir = (path: string, signal?: AbortSignal) => this.run<FileEntryWithStats[]>(`readdir ${path}`, (s, cb) => s.readdir(path, cb as never), signal);
 
   async close(): Promise<void> {
     const session = this.session;

@@ -1,10 +1,10 @@
-import { alreadyExists, invalid } from '../csi/errors.js';
+import { aborted, alreadyExists, invalid } from '../csi/errors.js';
 import type { ControllerRpcs, RequestOfRpc } from '../grpc/rpc.js';
 import { requireCapability } from '../volumes/access.js';
 import { chooseCapacity, fitsRange } from '../volumes/capacity.js';
 import { dirForName, dirForTemplate, volumeId } from '../volumes/ids.js';
 import { parseVolumeParameters } from '../volumes/params.js';
-import type { VolumeRecord } from '../volumes/records.js';
+import type { NewVolumeRecord, VolumeRecord } from '../volumes/records.js';
 import type { Backends } from '../volumes/registry.js';
 import type { VolumeStore } from '../volumes/store.js';
 import { checkMountFlags } from './capabilities.js';
@@ -30,16 +30,16 @@ function targetOf(backends: Backends, req: CreateRequest) {
 }
 
 /** The content source of a new volume: where its data comes from and how big it is. */
-async function resolveSource(backends: Backends, req: CreateRequest, store: VolumeStore): Promise<Source | undefined> {
+async function resolveSource(backends: Backends, req: CreateRequest, store: VolumeStore, signal: AbortSignal): Promise<Source | undefined> {
   const snapshotId = req.volume_content_source?.snapshot?.snapshot_id;
   const sourceVolumeId = req.volume_content_source?.volume?.volume_id;
   if (snapshotId !== undefined) {
-    const { ref, record } = await backends.resolveSnapshot(snapshotId);
+    const { ref, record } = await backends.resolveSnapshot(snapshotId, signal);
     if (ref.backend !== store.backend.name) throw invalid(`snapshot ${snapshotId} is on backend ${ref.backend}; restore it to a volume on that backend`);
     return { type: 'snapshot', id: snapshotId, size: record.sizeBytes, dataPath: store.dataPath(store.snapshotPath(ref.dir)) };
   }
   if (sourceVolumeId !== undefined) {
-    const { ref, record } = await backends.resolveVolume(sourceVolumeId, 'source volume');
+    const { ref, record } = await backends.resolveVolume(sourceVolumeId, 'source volume', signal);
     if (ref.backend !== store.backend.name) throw invalid(`volume ${sourceVolumeId} is on backend ${ref.backend}; clone it to a volume on that backend`);
     return { type: 'volume', id: sourceVolumeId, size: record.capacityBytes, dataPath: store.dataPath(ref.dir) };
   }
@@ -61,19 +61,11 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
       targetOf(backends, req);
     },
     lockKey: (req) => volumeId(targetOf(backends, req).ref),
-    async handle(req) {
+    async handle(req, { signal }) {
       const { params, store, ref } = targetOf(backends, req);
       checkMountFlags(store, req.volume_capabilities);
-      const id = volumeId(ref);
-      const source = await resolveSource(backends, req, store);
-      const existing = await store.readVolume(ref.dir);
-      if (existing) {
-        if (existing.retainedAt) throw alreadyExists(`a volume named "${req.name}" was deleted with onDelete=retain and its data is still at ${store.where(ref.dir)}; remove or rename that directory to reuse the name`);
-        const conflict = createConflict(existing, req, ref.dir, source?.id);
-        if (conflict) throw alreadyExists(`volume "${req.name}" cannot be created as asked: ${conflict}`);
-        return { volume: volumeInfo(id, existing) };
-      }
-      const record: VolumeRecord = {
+      const source = await resolveSource(backends, req, store, signal);
+      const record: NewVolumeRecord = {
         kind: 'tether.volume/v1',
         name: req.name,
         capacityBytes: chooseCapacity(req.capacity_range, source?.size ?? 0),
@@ -82,9 +74,15 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
         contentSource: source ? { type: source.type, id: source.id } : null,
         createdAt: now().toISOString(),
         publications: [],
+        claims: [],
       };
-      await store.createVolume(ref.dir, record, source?.dataPath);
-      return { volume: volumeInfo(id, record) };
+      // Another controller may make the same volume at the same time: the record that stands is checked like any existing one.
+      const standing = (await store.readVolume(ref.dir, signal)) ?? (await store.createVolume(ref.dir, record, source?.dataPath, signal));
+      if (standing.retainedAt) throw alreadyExists(`a volume named "${req.name}" was deleted with onDelete=retain and its data is still at ${store.where(ref.dir)}; remove or rename that directory to reuse the name`);
+      if (standing.deletingAt) throw aborted(`a volume named "${req.name}" is being deleted; retry when DeleteVolume has finished`);
+      const conflict = createConflict(standing, req, ref.dir, source?.id);
+      if (conflict) throw alreadyExists(`volume "${req.name}" cannot be created as asked: ${conflict}`);
+      return { volume: volumeInfo(volumeId(ref), standing) };
     },
   };
 }

@@ -46,14 +46,14 @@ function createGroupSnapshot({ backends, now }: ControllerDeps): GroupController
   };
 
   /** Snapshots every source volume (skipping members an earlier try made); returns their IDs. */
-  const snapshotMembers = async (req: CreateGroupRequest, store: VolumeStore, groupId: string, createdAt: string): Promise<string[]> => {
+  const snapshotMembers = async (req: CreateGroupRequest, store: VolumeStore, groupId: string, createdAt: string, signal: AbortSignal): Promise<string[]> => {
     const snapshotIds: string[] = [];
     for (const volumeId of req.source_volume_ids) {
-      const { ref, record: volume } = await backends.resolveVolume(volumeId, 'source volume');
+      const { ref, record: volume } = await backends.resolveVolume(volumeId, 'source volume', signal);
       const name = `${req.name}/${volumeId}`;
       const dir = dirForName(name);
       const member: SnapshotRecord = { kind: 'tether.snapshot/v1', name, sourceVolumeId: volumeId, sizeBytes: volume.capacityBytes, createdAt, groupSnapshotId: groupId };
-      if (!(await store.readSnapshot(dir))) await store.createSnapshot(dir, ref.dir, member);
+      if (!(await store.readSnapshot(dir, signal))) await store.createSnapshot(dir, ref.dir, member, signal);
       snapshotIds.push(snapshotId({ backend: store.backend.name, dir }));
     }
     return snapshotIds;
@@ -70,22 +70,22 @@ function createGroupSnapshot({ backends, now }: ControllerDeps): GroupController
       const ref = groupRef(req);
       return ref ? groupSnapshotId(ref) : `group snapshot name ${req.name}`;
     },
-    async handle(req) {
+    async handle(req, { signal }) {
       const store = storeOf(req);
       const ref = { backend: store.backend.name, dir: dirForName(req.name) };
       const id = groupSnapshotId(ref);
-      const existing = await store.readGroup(ref.dir);
+      const existing = await store.readGroup(ref.dir, signal);
       if (existing) {
         if (existing.name !== req.name || [...existing.sourceVolumeIds].sort().join() !== [...req.source_volume_ids].sort().join()) {
           throw alreadyExists(`group snapshot "${req.name}" already exists for volumes ${existing.sourceVolumeIds.join(', ')}`);
         }
-        return { group_snapshot: await groupInfo(id, store, existing) };
+        return { group_snapshot: await groupInfo(id, store, existing, signal) };
       }
       const createdAt = now().toISOString();
-      const snapshotIds = await snapshotMembers(req, store, id, createdAt);
+      const snapshotIds = await snapshotMembers(req, store, id, createdAt, signal);
       const record: GroupRecord = { kind: 'tether.group-snapshot/v1', name: req.name, sourceVolumeIds: req.source_volume_ids, snapshotIds, createdAt };
-      await store.writeGroup(ref.dir, record);
-      return { group_snapshot: await groupInfo(id, store, record) };
+      await store.writeGroup(ref.dir, record, signal);
+      return { group_snapshot: await groupInfo(id, store, record, signal) };
     },
   };
 }
@@ -94,12 +94,12 @@ function deleteGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs[
   return {
     validate: (req) => requireFields(req, 'group_snapshot_id'),
     lockKey: (req) => req.group_snapshot_id,
-    async handle(req) {
-      const found = await backends.findGroup(req.group_snapshot_id);
+    async handle(req, { signal }) {
+      const found = await backends.findGroup(req.group_snapshot_id, signal);
       if (!found) return {}; // already gone
       checkMembers(found.record, req.snapshot_ids);
-      for (const sid of found.record.snapshotIds) await found.store.removeSnapshot(sid.split('/').at(-1)!);
-      await found.store.removeGroup(found.ref.dir);
+      for (const sid of found.record.snapshotIds) await found.store.removeSnapshot(sid.split('/').at(-1)!, signal);
+      await found.store.removeGroup(found.ref.dir, signal);
       return {};
     },
   };
@@ -108,19 +108,19 @@ function deleteGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs[
 function getGroupSnapshot({ backends }: ControllerDeps): GroupControllerRpcs['GetVolumeGroupSnapshot'] {
   return {
     validate: (req) => requireFields(req, 'group_snapshot_id'),
-    async handle(req) {
-      const { store, record } = await backends.resolveGroup(req.group_snapshot_id);
+    async handle(req, { signal }) {
+      const { store, record } = await backends.resolveGroup(req.group_snapshot_id, signal);
       checkMembers(record, req.snapshot_ids);
-      return { group_snapshot: await groupInfo(req.group_snapshot_id, store, record) };
+      return { group_snapshot: await groupInfo(req.group_snapshot_id, store, record, signal) };
     },
   };
 }
 
 /** A VolumeGroupSnapshot message: the group and each member snapshot, read from its record. */
-async function groupInfo(id: string, store: VolumeStore, record: GroupRecord) {
+async function groupInfo(id: string, store: VolumeStore, record: GroupRecord, signal: AbortSignal) {
   const members = await Promise.all(
     record.snapshotIds.map(async (sid) => {
-      const member = await store.readSnapshot(sid.split('/').at(-1)!);
+      const member = await store.readSnapshot(sid.split('/').at(-1)!, signal);
       if (!member) throw notFound(`snapshot ${sid} of group snapshot ${id} is missing on the backend`);
       return snapshotInfo(sid, member);
     }),

@@ -3,13 +3,15 @@ import type { ControllerRpcs } from '../grpc/rpc.js';
 import { requireFields } from '../grpc/validate.js';
 import { decidePublish, requireCapability } from '../volumes/access.js';
 import { volumeId } from '../volumes/ids.js';
-import type { Backends } from '../volumes/registry.js';
+import { live, type Backends } from '../volumes/registry.js';
 import { checkMountFlags } from './capabilities.js';
 import type { ControllerDeps } from './deps.js';
 
 /**
  * ControllerPublishVolume: records the node in the volume's publications, if the access mode lets it
- * join those already there (see decidePublish), the node is known, and its attach limit allows one more.
+ * join those who hold it (see decidePublish), the node is known, and its attach limit allows one more.
+ * The record changes by compare-and-swap: of two controllers publishing a single-node volume to two
+ * nodes at once, one wins and the other decides again on the winner's record (FAILED_PRECONDITION).
  */
 export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerPublishVolume'] {
   return {
@@ -18,18 +20,19 @@ export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['Con
       requireCapability(req.volume_capability, 'volume_capability');
     },
     lockKey: (req) => req.volume_id,
-    async handle(req) {
-      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
-      const node = await findNode(backends, req.node_id);
+    async handle(req, { signal }) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id, 'volume', signal);
+      const node = await findNode(backends, req.node_id, signal);
       if (!node) throw notFound(`node ${req.node_id} is not known to tether: no tether node plugin with this ID has registered`);
       checkMountFlags(store, req.volume_capability ? [req.volume_capability] : []);
       const publication = { nodeId: req.node_id, accessMode: requireCapability(req.volume_capability, 'volume_capability'), readonly: Boolean(req.readonly) };
-      if (decidePublish(record.publications, publication) === 'add') {
-        if (node.maxVolumes && (await publishedTo(backends, req.node_id, req.volume_id)) >= node.maxVolumes) {
-          throw resourceExhausted(`node ${req.node_id} already has ${node.maxVolumes} tether volumes published, its limit (maxVolumesPerNode)`);
-        }
-        await store.writeVolume(ref.dir, { ...record, publications: [...record.publications, publication] });
+      if (decidePublish(record, publication) === 'add' && node.maxVolumes && (await publishedTo(backends, req.node_id, req.volume_id, signal)) >= node.maxVolumes) {
+        throw resourceExhausted(`node ${req.node_id} already has ${node.maxVolumes} tether volumes published, its limit (maxVolumesPerNode)`);
       }
+      await store.updateVolume(ref.dir, (current) => {
+        const volume = live(current, req.volume_id);
+        return decidePublish(volume, publication) === 'add' ? { ...volume, publications: [...volume.publications, publication] } : volume;
+      }, signal);
       return { publish_context: {} };
     },
   };
@@ -40,31 +43,32 @@ export function unpublishVolume({ backends }: ControllerDeps): ControllerRpcs['C
   return {
     validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
-    async handle(req) {
-      const found = await backends.findVolume(req.volume_id);
+    async handle(req, { signal }) {
+      const found = await backends.findVolume(req.volume_id, signal);
       if (!found) return {}; // nothing is published anywhere
-      const { ref, store, record } = found;
-      const kept = record.publications.filter((p) => req.node_id && p.nodeId !== req.node_id);
-      if (kept.length !== record.publications.length) await store.writeVolume(ref.dir, { ...record, publications: kept });
+      await found.store.updateVolume(found.ref.dir, (current) => {
+        const kept = current?.publications.filter((p) => req.node_id && p.nodeId !== req.node_id);
+        return current && kept && kept.length !== current.publications.length ? { ...current, publications: kept } : current;
+      }, signal);
       return {};
     },
   };
 }
 
 /** A node that has registered with any backend, or undefined. */
-async function findNode(backends: Backends, nodeId: string) {
-  const records = await Promise.all(backends.all().map((s) => s.readNode(nodeId).catch(() => undefined)));
+async function findNode(backends: Backends, nodeId: string, signal: AbortSignal) {
+  const records = await Promise.all(backends.all().map((s) => s.readNode(nodeId, signal).catch(() => undefined)));
   return records.find((r) => r !== undefined);
 }
 
 /** How many volumes, other than `except`, are published to `nodeId` (for the node's attach limit). */
-async function publishedTo(backends: Backends, nodeId: string, except: string): Promise<number> {
+async function publishedTo(backends: Backends, nodeId: string, except: string, signal: AbortSignal): Promise<number> {
   let count = 0;
   for (const store of backends.all()) {
-    for (const dir of await store.volumeDirs()) {
+    for (const dir of await store.volumeDirs(signal)) {
       const id = volumeId({ backend: store.backend.name, dir });
       if (id === except) continue;
-      const record = await store.readVolume(dir).catch(() => undefined);
+      const record = await store.readVolume(dir, signal).catch(() => undefined);
       if (record?.publications.some((p) => p.nodeId === nodeId)) count++;
     }
   }

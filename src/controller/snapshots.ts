@@ -27,10 +27,10 @@ export function createSnapshot({ backends, now }: ControllerDeps): ControllerRpc
       checkSnapshotParameters(req.parameters);
     },
     lockKey: (req) => snapshotIdFor(req) ?? `snapshot name ${req.name}`,
-    async handle(req) {
-      const volume = await backends.findVolume(req.source_volume_id);
+    async handle(req, { signal }) {
+      const volume = await backends.findVolume(req.source_volume_id, signal);
       const id = snapshotIdFor(req);
-      const existing = id ? await backends.findSnapshot(id) : undefined;
+      const existing = id ? await backends.findSnapshot(id, signal) : undefined;
       if (id && existing) {
         if (existing.record.name !== req.name || existing.record.sourceVolumeId !== req.source_volume_id) {
           throw alreadyExists(`snapshot "${req.name}" already exists for volume ${existing.record.sourceVolumeId}`);
@@ -45,7 +45,7 @@ export function createSnapshot({ backends, now }: ControllerDeps): ControllerRpc
         sizeBytes: volume.record.capacityBytes,
         createdAt: now().toISOString(),
       };
-      await volume.store.createSnapshot(dirForName(req.name), volume.ref.dir, record);
+      await volume.store.createSnapshot(dirForName(req.name), volume.ref.dir, record, signal);
       return { snapshot: snapshotInfo(id, record) };
     },
   };
@@ -55,15 +55,15 @@ export function deleteSnapshot({ backends }: ControllerDeps): ControllerRpcs['De
   return {
     validate: (req) => requireFields(req, 'snapshot_id'),
     lockKey: (req) => req.snapshot_id,
-    async handle(req) {
-      const found = await backends.findSnapshot(req.snapshot_id);
+    async handle(req, { signal }) {
+      const found = await backends.findSnapshot(req.snapshot_id, signal);
       if (found?.record.groupSnapshotId) {
         throw precondition(`snapshot ${req.snapshot_id} belongs to group snapshot ${found.record.groupSnapshotId}; delete the group instead`);
       }
       // No record is no snapshot, but a half-made copy may be there: remove whatever the ID names.
       const ref = parseSnapshotId(req.snapshot_id);
       const store = ref && backends.get(ref.backend);
-      if (ref && store) await store.removeSnapshot(ref.dir);
+      if (ref && store) await store.removeSnapshot(ref.dir, signal);
       return {};
     },
   };
@@ -72,8 +72,8 @@ export function deleteSnapshot({ backends }: ControllerDeps): ControllerRpcs['De
 export function getSnapshot({ backends }: ControllerDeps): ControllerRpcs['GetSnapshot'] {
   return {
     validate: (req) => requireFields(req, 'snapshot_id'),
-    async handle(req) {
-      const { record } = await backends.resolveSnapshot(req.snapshot_id);
+    async handle(req, { signal }) {
+      const { record } = await backends.resolveSnapshot(req.snapshot_id, signal);
       return { snapshot: snapshotInfo(req.snapshot_id, record) };
     },
   };
@@ -81,14 +81,14 @@ export function getSnapshot({ backends }: ControllerDeps): ControllerRpcs['GetSn
 
 /** ListSnapshots: all, one by ID, or those of a source volume; a page at a time like ListVolumes. */
 export function listSnapshots({ backends }: ControllerDeps): ControllerRpcs['ListSnapshots'] {
-  const allIds = async () =>
-    (await Promise.all(backends.all().map(async (s) => (await s.snapshotDirs()).map((dir) => snapshotId({ backend: s.backend.name, dir }))))).flat();
+  const allIds = async (signal: AbortSignal) =>
+    (await Promise.all(backends.all().map(async (s) => (await s.snapshotDirs(signal)).map((dir) => snapshotId({ backend: s.backend.name, dir }))))).flat();
   return {
     validate: (req) => checkMaxEntries(req.max_entries),
-    async handle(req) {
-      const ids = req.snapshot_id ? (parseSnapshotId(req.snapshot_id) ? [req.snapshot_id] : []) : await allIds();
+    async handle(req, { signal }) {
+      const ids = req.snapshot_id ? (parseSnapshotId(req.snapshot_id) ? [req.snapshot_id] : []) : await allIds(signal);
       const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseSnapshotId, async (id) => {
-        const found = await backends.findSnapshot(id).catch(() => undefined);
+        const found = await backends.findSnapshot(id, signal).catch(() => undefined);
         if (!found || (req.source_volume_id && found.record.sourceVolumeId !== req.source_volume_id)) return undefined;
         return { snapshot: snapshotInfo(id, found.record) };
       });

@@ -1,4 +1,5 @@
 import { invalid, outOfRange, precondition } from '../csi/errors.js';
+import { live } from '../volumes/registry.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
 import { checkMaxEntries, requireFields } from '../grpc/validate.js';
 import { checkCapability } from '../volumes/access.js';
@@ -10,21 +11,29 @@ import { volumeInfo, volumeStatus } from './messages.js';
 import { pageAfter } from './pages.js';
 import type { ControllerDeps } from './deps.js';
 
-/** DeleteVolume: what onDelete says (remove, archive or retain); refused while the volume is published. */
+/**
+ * DeleteVolume: what onDelete says (remove, archive or retain). Refused while the volume is published
+ * or staged anywhere (a node claim). The decision is a compare-and-swap of the record — retained, or
+ * marked as being deleted — so that a publish racing from another controller either lands before it
+ * (and the delete is refused) or finds the volume gone; only then is anything removed.
+ */
 export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
-    async handle(req) {
-      const found = await backends.findVolume(req.volume_id);
-      if (!found) return {}; // already gone: deleting again is OK
-      const { ref, store, record } = found;
-      if (record.publications.length) {
-        throw precondition(`volume in use: it is published to node ${record.publications.map((p) => p.nodeId).join(', ')}; unpublish it first`);
-      }
-      if (record.onDelete === 'archive') await store.archiveVolume(ref.dir, now());
-      else if (record.onDelete === 'retain') await store.writeVolume(ref.dir, { ...record, retainedAt: now().toISOString() });
-      else await store.removeVolume(ref.dir);
+    async handle(req, { signal }) {
+      const ref = parseVolumeId(req.volume_id);
+      const store = ref && backends.get(ref.backend);
+      if (!ref || !store) return {}; // not an ID tether made: nothing to delete
+      const after = await store.updateVolume(ref.dir, (current) => {
+        if (!current || current.retainedAt || current.deletingAt) return current;
+        const holders = [...current.publications.map((p) => `published to node ${p.nodeId}`), ...current.claims.map((c) => `staged on node ${c.nodeId}`)];
+        if (holders.length) throw precondition(`volume in use: it is ${holders.join(', ')}; unpublish and unstage it first`);
+        return current.onDelete === 'retain' ? { ...current, retainedAt: now().toISOString() } : { ...current, deletingAt: now().toISOString() };
+      }, signal);
+      if (!after?.deletingAt) return {}; // gone already, or retained
+      if (after.onDelete === 'archive') await store.archiveVolume(ref.dir, now(), signal);
+      else await store.removeVolume(ref.dir, signal);
       return {};
     },
   };
@@ -34,12 +43,12 @@ export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs[
 export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListVolumes'] {
   return {
     validate: (req) => checkMaxEntries(req.max_entries),
-    async handle(req) {
-      const ids = (await Promise.all(backends.all().map(async (s) => (await s.volumeDirs()).map((dir) => volumeId({ backend: s.backend.name, dir }))))).flat();
+    async handle(req, { signal }) {
+      const ids = (await Promise.all(backends.all().map(async (s) => (await s.volumeDirs(signal)).map((dir) => volumeId({ backend: s.backend.name, dir }))))).flat();
       const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseVolumeId, async (id) => {
-        const found = await backends.findVolume(id).catch(() => undefined);
+        const found = await backends.findVolume(id, signal).catch(() => undefined);
         if (!found) return undefined;
-        return { volume: volumeInfo(id, found.record), status: await volumeStatus(found.store, found.ref.dir, found.record) };
+        return { volume: volumeInfo(id, found.record), status: await volumeStatus(found.store, found.ref.dir, found.record, signal) };
       });
       return { entries, next_token: nextToken };
     },
@@ -49,9 +58,9 @@ export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListV
 export function getVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerGetVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id'),
-    async handle(req) {
-      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
-      return { volume: volumeInfo(req.volume_id, record), status: await volumeStatus(store, ref.dir, record) };
+    async handle(req, { signal }) {
+      const { ref, store, record } = await backends.resolveVolume(req.volume_id, 'volume', signal);
+      return { volume: volumeInfo(req.volume_id, record), status: await volumeStatus(store, ref.dir, record, signal) };
     },
   };
 }
@@ -65,14 +74,16 @@ export function expandVolume({ backends }: ControllerDeps): ControllerRpcs['Cont
       chooseCapacity(req.capacity_range);
     },
     lockKey: (req) => req.volume_id,
-    async handle(req) {
-      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+    async handle(req, { signal }) {
       const required = toBytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes');
       const limit = toBytes(req.capacity_range?.limit_bytes, 'capacity_range.limit_bytes');
-      if (limit && limit < record.capacityBytes) throw outOfRange(`volume has ${record.capacityBytes} bytes; shrinking to ${limit} is not supported`);
-      const capacityBytes = Math.max(record.capacityBytes, required);
-      if (capacityBytes !== record.capacityBytes) await store.writeVolume(ref.dir, { ...record, capacityBytes });
-      return { capacity_bytes: String(capacityBytes), node_expansion_required: false };
+      const { ref, store } = await backends.resolveVolume(req.volume_id, 'volume', signal);
+      const after = await store.updateVolume(ref.dir, (current) => {
+        const record = live(current, req.volume_id);
+        if (limit && limit < record.capacityBytes) throw outOfRange(`volume has ${record.capacityBytes} bytes; shrinking to ${limit} is not supported`);
+        return required > record.capacityBytes ? { ...record, capacityBytes: required } : record;
+      }, signal);
+      return { capacity_bytes: String(after!.capacityBytes), node_expansion_required: false };
     },
   };
 }
@@ -85,10 +96,13 @@ export function modifyVolume({ backends }: ControllerDeps): ControllerRpcs['Cont
       parseMutableParameters(req.mutable_parameters);
     },
     lockKey: (req) => req.volume_id,
-    async handle(req) {
-      const { ref, store, record } = await backends.resolveVolume(req.volume_id);
+    async handle(req, { signal }) {
+      const { ref, store } = await backends.resolveVolume(req.volume_id, 'volume', signal);
       const { onDelete } = parseMutableParameters(req.mutable_parameters);
-      if (onDelete && onDelete !== record.onDelete) await store.writeVolume(ref.dir, { ...record, onDelete });
+      await store.updateVolume(ref.dir, (current) => {
+        const record = live(current, req.volume_id);
+        return onDelete && onDelete !== record.onDelete ? { ...record, onDelete } : record;
+      }, signal);
       return {};
     },
   };
@@ -101,8 +115,8 @@ export function validateVolumeCapabilities({ backends }: ControllerDeps): Contro
       requireFields(req, 'volume_id');
       if (!req.volume_capabilities?.length) throw invalid('volume_capabilities must list at least one capability');
     },
-    async handle(req) {
-      const { store, record } = await backends.resolveVolume(req.volume_id);
+    async handle(req, { signal }) {
+      const { store, record } = await backends.resolveVolume(req.volume_id, 'volume', signal);
       for (const [i, cap] of req.volume_capabilities.entries()) {
         const result = checkCapability(cap, `volume_capabilities[${i}]`);
         if ('unsupported' in result) return { message: result.unsupported };
@@ -128,10 +142,10 @@ export function validateVolumeCapabilities({ backends }: ControllerDeps): Contro
 export function getCapacity({ backends }: ControllerDeps): ControllerRpcs['GetCapacity'] {
   return {
     validate: (req) => void parseVolumeParameters(req.parameters, undefined),
-    async handle(req) {
+    async handle(req, { signal }) {
       const store = backends.choose(parseVolumeParameters(req.parameters, undefined).backend);
       const servable = (req.volume_capabilities ?? []).every((c) => !('unsupported' in checkCapability(c, 'volume_capabilities')));
-      const { availableBytes } = await store.backend.fs.usage();
+      const { availableBytes } = await store.backend.fs.usage(signal);
       return { available_capacity: String(servable ? availableBytes : 0) };
     },
   };

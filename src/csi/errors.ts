@@ -23,6 +23,15 @@ export const resourceExhausted = (message: string) => new CsiError(status.RESOUR
 export const aborted = (message: string) => new CsiError(status.ABORTED, message);
 export const deadline = (message: string) => new CsiError(status.DEADLINE_EXCEEDED, message);
 export const internal = (message: string) => new CsiError(status.INTERNAL, message);
+export const cancelled = (message: string) => new CsiError(status.CANCELLED, message);
+
+/**
+ * Stops a handler's work once its call has ended (deadline passed, client cancelled): called before
+ * every request to a backend and every external command, so nothing is written after the call ended.
+ */
+export function stopIfEnded(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw cancelled(`the call ended before ${what}; stopped there`);
+}
 
 /** POSIX error codes of network and transport failures: the backend is unreachable, a retry may work. */
 const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EIO', 'ESTALE']);

@@ -1,7 +1,7 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CsiError, deadline, toCsiError } from '../csi/errors.js';
-import type { KeyedLocks } from './locks.js';
+import type { KeyedLocks, Lock } from './locks.js';
 import type { Metrics } from './metrics.js';
 import type { Rpc, ServiceSet } from './rpc.js';
 
@@ -52,23 +52,47 @@ export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req:
   const started = process.hrtime.bigint();
   const controller = new AbortController();
   let key: string | undefined;
-  let release: (() => void) | undefined;
+  let lock: Lock | undefined;
+  let work: Promise<Res> | undefined;
   let failure: CsiError | undefined;
   try {
     rpc.validate?.(req);
     key = rpc.lockKey?.(req);
-    if (key !== undefined) release = deps.locks.acquire(key, method);
-    const work = rpc.handle(req, { signal: controller.signal, log: deps.log.child({ method, key }) });
+    if (key !== undefined) lock = deps.locks.acquire(key, method);
+    work = rpc.handle(req, { signal: controller.signal, log: deps.log.child({ method, key }) });
     return await bounded(work, bounds, controller, deps.maxCallMs);
   } catch (err) {
     failure = toCsiError(err);
     if (failure.code === status.INTERNAL) deps.log.error({ method, key, err }, 'unexpected error');
     throw failure;
   } finally {
-    release?.();
     controller.abort();
+    if (lock) releaseWhenStopped(lock, work, method, key, started, deps.log);
     record(method, rpc.quiet, req, key, failure, Number(process.hrtime.bigint() - started) / 1e9, deps);
   }
+}
+
+/**
+ * Releases a call's lock once its handler has settled: at once if it has, else when it does (the
+ * call ended first: deadline or cancel), with a log line saying how long it ran on.
+ */
+function releaseWhenStopped(lock: Lock, work: Promise<unknown> | undefined, method: string, key: string | undefined, started: bigint, log: Logger): void {
+  if (!work) return lock.release();
+  let settled = false;
+  const done = () => {
+    settled = true;
+    lock.release();
+  };
+  void work.then(done, done);
+  queueMicrotask(() => {
+    if (settled) return;
+    lock.callEnded();
+    const ended = process.hrtime.bigint();
+    void work.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => log.warn({ method, key, msAfterEnd: Math.round(Number(process.hrtime.bigint() - ended) / 1e6), ms: Math.round(Number(process.hrtime.bigint() - started) / 1e6) }, `${method} stopped its work after its call had ended; its lock is free`));
+  });
 }
 
 /** The call's log line and metrics. */

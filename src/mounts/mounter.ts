@@ -45,9 +45,15 @@ export class Mounter {
       await this.removeSecrets(target);
       throw mountError(spec, detail || (err as Error).message);
     }
-    const entry = mountAt(await readMountTable(signal), target);
+    const table = await readMountTable(signal);
+    const entry = mountAt(table, target);
     if (!entry || !spec.fstypes.includes(entry.fstype) || !sourceMatches(entry, spec.source)) {
-      throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstypes.join('/')} mount of ${spec.source}`);
+      // Never leave behind (or stack up, on a retry) a mount that failed its check: the newest
+      // mount of this source is the one just made (the volume's lock keeps others off).
+      const made = table.filter((m) => m.source === spec.source).at(-1);
+      if (made) await this.unmount(made, signal, spec.cutoff).catch(() => undefined);
+      await this.removeSecrets(target);
+      throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstypes.join('/')} mount of ${spec.source}; ${made ? `undid the mount it made at ${made.target}` : 'nothing was left mounted'}`);
     }
     if (spec.readAheadKb) {
       await writeFile(`/sys/class/bdi/${entry.device}/read_ahead_kb`, String(spec.readAheadKb)).catch((err: Error) =>

@@ -6,14 +6,14 @@ import type { NodeRpcs, RequestOfRpc } from '../grpc/rpc.js';
 import { requireFields } from '../grpc/validate.js';
 import { bindsOf, isReadOnly, mountAt, readMountTable, sourceMatches, type MountEntry } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
+import { resolvePath } from '../mounts/paths.js';
 import { probeMount } from '../mounts/probe.js';
 import { decideNodePublish, isReadOnlyMode, requireCapability } from '../volumes/access.js';
-import type { Backends } from '../volumes/registry.js';
 import { DATA_DIR } from '../volumes/store.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';
-import { notAnswering, stageAt, stagingSpec } from './stage.js';
-import { LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeMountAt } from './volume-mounts.js';
+import { notAnswering, stageAt, stageWithClaim, stagingSpec } from './stage.js';
+import { foreignMount, LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeMountAt, volumeSpec } from './volume-mounts.js';
 
 type PublishRequest = RequestOfRpc<NodeRpcs['NodePublishVolume']>;
 
@@ -21,7 +21,8 @@ type PublishRequest = RequestOfRpc<NodeRpcs['NodePublishVolume']>;
  * NodePublishVolume: bind-mounts the staged volume's data/ at the pod's target path, read-only where
  * asked; a second target only where the access mode allows one (see decideNodePublish).
  */
-export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePublishVolume'] {
+export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
+  const { mounter } = deps;
   return {
     validate(req) {
       requireFields(req, 'volume_id', 'staging_target_path', 'target_path');
@@ -31,8 +32,8 @@ export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePu
     async handle(req, { signal, log }) {
       const mode = requireCapability(req.volume_capability, 'volume_capability');
       const readonly = Boolean(req.readonly) || isReadOnlyMode(mode);
-      const target = path.resolve(req.target_path);
-      let { entry: staged, table } = await answeringStagedMount(backends, mounter, req, signal, log);
+      const target = await resolvePath(req.target_path);
+      let { entry: staged, table } = await answeringStagedMount(deps, req, signal, log);
       const current = mountAt(table, target);
       if (current) {
         if (current.device === staged.device && isReadOnly(current) === readonly) return {};
@@ -52,15 +53,27 @@ export function publishVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodePu
   };
 }
 
-/** NodeUnpublishVolume: unmounts whatever is mounted at the target path, then removes the empty directory. */
-export function unpublishVolume({ mounter }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
+/**
+ * NodeUnpublishVolume: unmounts the volume's bind mount at the target path (never anything that is
+ * not this volume's), then removes the empty directory. When a claimed volume's last target goes,
+ * the node lets go of it after a grace (see ClaimKeeper).
+ */
+export function unpublishVolume({ backends, mounter, claims }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'target_path'),
     lockKey: (req) => req.volume_id,
     async handle(req, { signal, log }) {
-      const target = path.resolve(req.target_path);
-      for (let entry = mountAt(await readMountTable(signal), target); entry; entry = mountAt(await readMountTable(signal), target)) {
-        await mounter.unmount(entry, signal);
+      const { source } = volumeSpec(backends, req.volume_id); // NOT_FOUND for an ID tether did not make: nothing is touched
+      const target = await resolvePath(req.target_path);
+      let table = await readMountTable(signal);
+      const first = mountAt(table, target);
+      if (first) {
+        for (let entry: MountEntry | undefined = first; entry; entry = mountAt(table, target)) {
+          if (!sourceMatches(entry, source)) throw foreignMount(target, entry, req.volume_id);
+          await mounter.unmount(entry, signal);
+          table = await readMountTable(signal);
+        }
+        for (const staged of table.filter((m) => m.source === source)) if (!bindsOf(table, staged).length) claims.releaseWhenIdle(req.volume_id, staged.target);
       }
       await withTimeout(rmdir(target), LOCAL_FS_TIMEOUT_MS, `rmdir ${target}`).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') log.warn({ target, err: err.message }, 'target path left in place: it is not an empty directory');
@@ -73,13 +86,20 @@ export function unpublishVolume({ mounter }: NodeDeps): NodeRpcs['NodeUnpublishV
 /**
  * The volume's staging mount, answering. A pod restart is how a user recovers a volume whose server
  * went away for good (stale handle): the staging mount is made again here, from the same capability
- * NodeStage had. One whose server merely does not answer is UNAVAILABLE at once.
+ * NodeStage had. One whose server merely does not answer is UNAVAILABLE at once. A volume the node
+ * let go of by itself while the CO still thought it staged is staged again, claim and all.
  */
-async function answeringStagedMount(backends: Backends, mounter: Mounter, req: PublishRequest, signal: AbortSignal, log: Logger) {
+async function answeringStagedMount({ backends, mounter, nodeId, claims }: NodeDeps, req: PublishRequest, signal: AbortSignal, log: Logger) {
+  const staging = await resolvePath(req.staging_target_path);
   const stagedMount = () =>
-    volumeMountAt(backends, req.volume_id, req.staging_target_path, signal).catch((err: unknown) => {
+    volumeMountAt(backends, req.volume_id, staging, signal).catch((err: unknown) => {
       throw err instanceof Error && /not mounted/.test(err.message) ? precondition(`volume ${req.volume_id} is not staged at ${req.staging_target_path}; call NodeStageVolume first`) : err;
     });
+  if (!mountAt(await readMountTable(signal), staging) && (await claims.wasReleased(req.volume_id, staging))) {
+    log.info({ staging }, 'the node had let go of this idle volume; staging it again');
+    await stageWithClaim(backends, mounter, nodeId, req, staging, signal, log);
+    await claims.forget(staging);
+  }
   const staged = await stagedMount();
   const health = await probeMount(staged.entry.target, PROBE_TIMEOUT_MS, signal);
   if (health.ok) return staged;

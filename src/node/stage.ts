@@ -7,6 +7,7 @@ import { requireFields } from '../grpc/validate.js';
 import { bindsOf, mountAt, readMountTable, sourceMatches } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
+import { resolvePath } from '../mounts/paths.js';
 import type { MountSpec } from '../mounts/spec.js';
 import { isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
 import type { Backends } from '../volumes/registry.js';
@@ -14,12 +15,20 @@ import { DATA_DIR } from '../volumes/store.js';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';
-import { LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS } from './volume-mounts.js';
+import { claimForStage, releaseClaim } from './claims.js';
+import { foreignMount, LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
 
 type StageRequest = RequestOfRpc<NodeRpcs['NodeStageVolume']>;
 
-/** NodeStageVolume: mounts the volume's directory at the staging path (sshfs or NFS), once. */
-export function stageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeStageVolume'] {
+/** How long NodeUnstage waits for the backend to take this node's claim off the record before leaving it to the background. */
+const CLAIM_RELEASE_BUDGET_MS = 2_000;
+
+/**
+ * NodeStageVolume: checks that this node may hold the volume as asked, records its claim where the
+ * CO skips ControllerPublish (see claims.ts), then mounts the volume's directory at the staging
+ * path (sshfs or NFS), once.
+ */
+export function stageVolume({ backends, mounter, nodeId, claims }: NodeDeps): NodeRpcs['NodeStageVolume'] {
   return {
     validate(req) {
       requireFields(req, 'volume_id', 'staging_target_path');
@@ -27,33 +36,57 @@ export function stageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeStag
     },
     lockKey: (req) => req.volume_id,
     async handle(req, { signal, log }) {
-      await stageAt(mounter, stagingSpec(backends, req), path.resolve(req.staging_target_path), signal, log);
+      const staging = await resolvePath(req.staging_target_path);
+      await stageWithClaim(backends, mounter, nodeId, req, staging, signal, log);
+      await claims.forget(staging);
       return {};
     },
   };
 }
 
 /**
- * NodeUnstageVolume: unmounts the staging mount — refused while it is still published — cutting it
- * off its server the way the volume's backend says if umount alone does not finish; removes the key copy.
+ * NodeUnstageVolume: unmounts the volume's staging mount — refused while it is still published, and
+ * never anything but this volume's own mount — cutting it off its server the way the volume's
+ * backend says if umount alone does not finish; removes the key copy and this node's claim.
  */
-export function unstageVolume({ backends, mounter }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
+export function unstageVolume({ backends, mounter, nodeId, claims }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'staging_target_path'),
     lockKey: (req) => req.volume_id,
-    async handle(req, { signal }) {
-      const staging = path.resolve(req.staging_target_path);
+    async handle(req, { signal, log }) {
+      const spec = volumeSpec(backends, req.volume_id); // NOT_FOUND for an ID tether did not make: nothing is touched
+      const staging = await resolvePath(req.staging_target_path);
       const table = await readMountTable(signal);
       const entry = mountAt(table, staging);
       if (entry) {
+        if (!sourceMatches(entry, spec.source)) throw foreignMount(staging, entry, req.volume_id);
         const published = bindsOf(table, entry).map((m) => m.target);
         if (published.length) throw precondition(`volume is still published at ${published.join(', ')}; unpublish it first`);
-        await mounter.unmount(entry, signal, cutoffOf(backends, req.volume_id));
+        await mounter.unmount(entry, signal, spec.cutoff);
       }
       await mounter.removeSecrets(staging);
+      await claims.forget(staging);
+      // The unmount is done: a backend that does not answer must not hold NodeUnstage up. The claim goes later, then.
+      await withTimeout(releaseClaim(backends, req.volume_id, nodeId, signal), CLAIM_RELEASE_BUDGET_MS, 'releasing the claim').catch(async (err: unknown) => {
+        log.warn({ err: (err as Error).message }, "unstaged, but this node's claim could not be released yet; retrying in the background");
+        await claims.releaseLater(req.volume_id);
+      });
       return {};
     },
   };
+}
+
+/** Claims the volume where needed, then stages it; a claim this call added is taken back if the mount fails. */
+export async function stageWithClaim(backends: Backends, mounter: Mounter, nodeId: string, req: Pick<StageRequest, 'volume_id' | 'volume_capability'>, staging: string, signal: AbortSignal, log: Logger): Promise<void> {
+  const spec = stagingSpec(backends, req);
+  const mode = requireCapability(req.volume_capability, 'volume_capability');
+  const added = await claimForStage(backends, req.volume_id, { nodeId, accessMode: mode, readonly: isReadOnlyMode(mode) }, signal);
+  try {
+    await stageAt(mounter, spec, staging, signal, log);
+  } catch (err) {
+    if (added) await releaseClaim(backends, req.volume_id, nodeId).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** How to mount a volume at its staging path, for the capability the CO asks with (checked against the allowlist). */
@@ -89,16 +122,6 @@ export async function stageAt(mounter: Mounter, spec: MountSpec, staging: string
 /** A staged volume whose server does not answer: kept mounted, so it heals with its queued writes; the CO retries. */
 export const notAnswering = (staging: string, reason: string) =>
   unavailable(`volume is staged at ${staging} but does not answer (${reason}); the mount is kept so that it heals, with its queued writes, when the server is back`);
-
-/** The cutoff the volume's backend asks for; none for an ID tether did not make (then only umount and a lazy unmount). */
-function cutoffOf(backends: Backends, volumeId: string) {
-  try {
-    const { ref, store } = backends.locateVolume(volumeId);
-    return store.backend.mountSpec(ref.dir, { flags: [], readonly: false }).cutoff;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * VOLUME_MOUNT_GROUP on a filesystem without a gid mount option (NFS): data/ goes to the pod's group,

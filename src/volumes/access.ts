@@ -49,48 +49,90 @@ export function requireCapability(cap: VolumeCapability | null | undefined, fiel
   return result.mode;
 }
 
-/** One node's publication of a volume, as kept in the volume's record. */
+/** One node's publication of a volume, as kept in the volume's record (a node claim has the same shape). */
 export interface Publication {
   nodeId: string;
   accessMode: AccessMode;
   readonly: boolean;
 }
 
+/** Those who hold a volume: the nodes it is published to (ControllerPublish) and those that claimed it (NodeStage without one). */
+export interface Holders {
+  publications: readonly Publication[];
+  claims: readonly Publication[];
+}
+
+const writes = (p: Publication) => !p.readonly && !isReadOnlyMode(p.accessMode);
+
+/** True if `request` would write a volume that only one node may write at a time. */
+export const isSingleWriter = (request: Publication) => writes(request) && (isSingleNode(request.accessMode) || request.accessMode === 'MULTI_NODE_SINGLE_WRITER');
+
 /**
- * ControllerPublish: may `request` be added to the publications a volume already has?
- * Returns 'exists' for an identical repeat (idempotent OK), 'add' to record it, or throws:
- * - ALREADY_EXISTS: the same node holds it with another capability or readonly flag;
- * - FAILED_PRECONDITION: another node holds it and the modes forbid sharing (names the holder).
+ * The first holder on another node that `request` cannot share the volume with, and why: a
+ * single-node access mode on either side, or a second writer of a MULTI_NODE_SINGLE_WRITER volume.
  */
-export function decidePublish(existing: readonly Publication[], request: Publication): 'exists' | 'add' {
-  const same = existing.find((p) => p.nodeId === request.nodeId);
+function conflict(others: readonly Publication[], request: Publication): { holder: Publication; why: string } | undefined {
+  const singleNode = [request, ...others].find((p) => isSingleNode(p.accessMode));
+  if (singleNode && others[0]) return { holder: others[0], why: `its access mode ${singleNode.accessMode} allows one node at a time` };
+  const writer = others.find(writes);
+  if (writer && writes(request) && [request, ...others].some((p) => p.accessMode === 'MULTI_NODE_SINGLE_WRITER')) {
+    return { holder: writer, why: 'MULTI_NODE_SINGLE_WRITER allows one writer' };
+  }
+  return undefined;
+}
+
+/**
+ * ControllerPublish: may `request` be added to those who hold the volume?
+ * Returns 'exists' for an identical repeat (idempotent OK), 'add' to record it, or throws:
+ * - ALREADY_EXISTS: the same node holds a publication with another capability or readonly flag;
+ * - FAILED_PRECONDITION: another node holds it — published, or staged there with no publication (a
+ *   node claim) — and the modes forbid sharing; the message names the holder.
+ */
+export function decidePublish(holders: Holders, request: Publication): 'exists' | 'add' {
+  const same = holders.publications.find((p) => p.nodeId === request.nodeId);
   if (same) {
     if (same.accessMode === request.accessMode && same.readonly === request.readonly) return 'exists';
-    throw alreadyExists(
-      `volume is already published to node ${same.nodeId} as ${describe(same)}; ` +
-        `unpublish it before publishing it as ${describe(request)}`,
-    );
+    throw alreadyExists(`volume is already published to node ${same.nodeId} as ${describe(same)}; unpublish it before publishing it as ${describe(request)}`);
   }
-  const others = existing.filter((p) => p.nodeId !== request.nodeId);
-  if (others.length === 0) return 'add';
-  const holders = others.map((p) => p.nodeId).join(', ');
-  const singleNode = [request, ...others].find((p) => isSingleNode(p.accessMode));
-  if (singleNode) {
-    throw precondition(
-      `volume is published to node ${holders} and its access mode ${singleNode.accessMode} allows one node at a time; ` +
-        `unpublish it there first (a pod still using it on ${holders} must stop)`,
-    );
+  const published = conflict(holders.publications, request);
+  if (published) {
+    const node = published.holder.nodeId;
+    throw precondition(`volume is published to node ${node} and ${published.why}; unpublish it there first (a workload still using it on ${node} must stop)`);
   }
-  const writes = (p: Publication) => !p.readonly && !isReadOnlyMode(p.accessMode);
-  const singleWriter = [request, ...others].some((p) => p.accessMode === 'MULTI_NODE_SINGLE_WRITER');
-  const writer = others.find(writes);
-  if (singleWriter && writes(request) && writer) {
-    throw precondition(
-      `volume already has a writer on node ${writer.nodeId} and MULTI_NODE_SINGLE_WRITER allows one; ` +
-        `publish this node read-only or unpublish the writer first`,
-    );
+  const claimed = conflict(holders.claims.filter((c) => c.nodeId !== request.nodeId), request);
+  if (claimed) {
+    const node = claimed.holder.nodeId;
+    throw precondition(`volume is staged on node ${node} (no ControllerPublish there) and ${claimed.why}; it must be unstaged there first`);
   }
   return 'add';
+}
+
+/**
+ * NodeStage on `request.nodeId`: may this node stage the volume, and must it claim it?
+ * - The volume has publications (the CO calls ControllerPublish): a node that would write a
+ *   single-writer volume, or use a single-node one, must be among them — else FAILED_PRECONDITION
+ *   naming the node it is published to. No claim is needed.
+ * - It has none (a CO that skips ControllerPublish): the node claims it, unless another node's claim
+ *   forbids sharing (FAILED_PRECONDITION naming the claimant). Claims also keep DeleteVolume off.
+ * Returns the claim to record, or undefined if there is nothing to record.
+ */
+export function decideNodeStage(holders: Holders, request: Publication): Publication | undefined {
+  if (holders.publications.length) {
+    const here = holders.publications.some((p) => p.nodeId === request.nodeId);
+    if (!here && (isSingleWriter(request) || isSingleNode(request.accessMode))) {
+      const nodes = holders.publications.map((p) => p.nodeId).join(', ');
+      throw precondition(`volume is published to node ${nodes} (ControllerPublishVolume), not to node ${request.nodeId}; as ${describe(request)} it can be staged only there`);
+    }
+    return undefined;
+  }
+  const own = holders.claims.find((c) => c.nodeId === request.nodeId);
+  const claimed = conflict(holders.claims.filter((c) => c.nodeId !== request.nodeId), request);
+  if (claimed) {
+    const node = claimed.holder.nodeId;
+    throw precondition(`volume is staged on node ${node} and ${claimed.why}; it can be staged on node ${request.nodeId} once node ${node} has unstaged it`);
+  }
+  if (own && own.accessMode === request.accessMode && own.readonly === request.readonly) return undefined;
+  return { nodeId: request.nodeId, accessMode: request.accessMode, readonly: request.readonly };
 }
 
 /**

@@ -11,8 +11,15 @@ const publication = z.object({
   readonly: z.boolean(),
 });
 
+/** A node that staged the volume with no ControllerPublish for it (a CO that does not call it): see decideNodeStage. */
+const claim = publication.extend({ claimedAt: z.string() });
+
 export const volumeRecord = z.object({
   kind: z.literal('tether.volume/v1'),
+  /** Bumped by every change: a change is the exclusive creation of the next generation (VolumeStore.updateVolume). */
+  generation: z.number().int().nonnegative().default(0),
+  /** Random per write: tells a writer its own record from another's. */
+  writeId: z.string().default(''),
   name: z.string().min(1),
   capacityBytes: z.number().int().nonnegative(),
   parameters: z.record(z.string(), z.string()),
@@ -20,8 +27,11 @@ export const volumeRecord = z.object({
   contentSource: z.object({ type: z.enum(['snapshot', 'volume']), id: z.string() }).nullable(),
   createdAt: z.string(),
   publications: z.array(publication),
+  claims: z.array(claim).default([]),
   /** Set by DeleteVolume with onDelete=retain: the data stays in place, the volume is gone for the CO. */
   retainedAt: z.string().optional(),
+  /** Set by DeleteVolume before it removes or archives anything: the volume is gone for the CO; a retry finishes the job. */
+  deletingAt: z.string().optional(),
 });
 
 export const snapshotRecord = z.object({
@@ -51,6 +61,9 @@ export const nodeRecord = z.object({
 });
 
 export type VolumeRecord = z.infer<typeof volumeRecord>;
+export type Claim = z.infer<typeof claim>;
+/** A record as a handler writes it: the store sets generation and writeId. */
+export type NewVolumeRecord = Omit<VolumeRecord, 'generation' | 'writeId'>;
 export type SnapshotRecord = z.infer<typeof snapshotRecord>;
 export type NodeRecord = z.infer<typeof nodeRecord>;
 export type GroupRecord = z.infer<typeof groupRecord>;

@@ -59,31 +59,31 @@ export class Backends {
     return { ref, store };
   }
 
-  /** A live volume (one a CO can use: not deleted with onDelete=retain), or undefined. */
-  async findVolume(id: string): Promise<Found<VolumeRecord> | undefined> {
-    const found = await this.find(parseVolumeId(id), (store, dir) => store.readVolume(dir));
-    return found?.record.retainedAt ? undefined : found;
+  /** A live volume (one a CO can use: not deleted, not being deleted, not retained by onDelete=retain), or undefined. */
+  async findVolume(id: string, signal?: AbortSignal): Promise<Found<VolumeRecord> | undefined> {
+    const found = await this.find(parseVolumeId(id), (store, dir) => store.readVolume(dir, signal));
+    return found && isLive(found.record) ? found : undefined;
   }
 
   /** A live volume, or NOT_FOUND "`what` `id` does not exist". */
-  async resolveVolume(id: string, what = 'volume'): Promise<Found<VolumeRecord>> {
-    return orNotFound(await this.findVolume(id), `${what} ${id} does not exist`);
+  async resolveVolume(id: string, what = 'volume', signal?: AbortSignal): Promise<Found<VolumeRecord>> {
+    return orNotFound(await this.findVolume(id, signal), `${what} ${id} does not exist`);
   }
 
-  findSnapshot(id: string): Promise<Found<SnapshotRecord> | undefined> {
-    return this.find(parseSnapshotId(id), (store, dir) => store.readSnapshot(dir));
+  findSnapshot(id: string, signal?: AbortSignal): Promise<Found<SnapshotRecord> | undefined> {
+    return this.find(parseSnapshotId(id), (store, dir) => store.readSnapshot(dir, signal));
   }
 
-  async resolveSnapshot(id: string): Promise<Found<SnapshotRecord>> {
-    return orNotFound(await this.findSnapshot(id), `snapshot ${id} does not exist`);
+  async resolveSnapshot(id: string, signal?: AbortSignal): Promise<Found<SnapshotRecord>> {
+    return orNotFound(await this.findSnapshot(id, signal), `snapshot ${id} does not exist`);
   }
 
-  findGroup(id: string): Promise<Found<GroupRecord> | undefined> {
-    return this.find(parseGroupSnapshotId(id), (store, dir) => store.readGroup(dir));
+  findGroup(id: string, signal?: AbortSignal): Promise<Found<GroupRecord> | undefined> {
+    return this.find(parseGroupSnapshotId(id), (store, dir) => store.readGroup(dir, signal));
   }
 
-  async resolveGroup(id: string): Promise<Found<GroupRecord>> {
-    return orNotFound(await this.findGroup(id), `group snapshot ${id} does not exist`);
+  async resolveGroup(id: string, signal?: AbortSignal): Promise<Found<GroupRecord>> {
+    return orNotFound(await this.findGroup(id, signal), `group snapshot ${id} does not exist`);
   }
 
   private async find<T>(ref: VolumeRef | undefined, read: (store: VolumeStore, dir: string) => Promise<T | undefined>): Promise<Found<T> | undefined> {
@@ -91,6 +91,15 @@ export class Backends {
     const record = ref && store ? await read(store, ref.dir) : undefined;
     return ref && store && record ? { ref, store, record } : undefined;
   }
+}
+
+/** A volume a CO can use: it has a record, and is neither being deleted nor retained after deletion. */
+export const isLive = (record: VolumeRecord | undefined): record is VolumeRecord => record !== undefined && !record.retainedAt && !record.deletingAt;
+
+/** Inside a record change: the record if the volume is live, else NOT_FOUND (it went away since the call looked it up). */
+export function live(record: VolumeRecord | undefined, id: string): VolumeRecord {
+  if (!isLive(record)) throw notFound(`volume ${id} does not exist`);
+  return record;
 }
 
 function orNotFound<T>(found: T | undefined, message: string): T {

@@ -1,11 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { GROUPS_DIR, SNAPSHOTS_DIR } from './ids.js';
-import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
+import { aborted } from '../csi/errors.js';
+import { sleep } from '../util/time.js';
+import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NewVolumeRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
 
 /**
  * The layout of one backend's base directory:
- *   <dir>/volume.json, <dir>/data/                       a volume (the workload sees data/ only)
+ *   <dir>/volume.<g>.json, <dir>/data/                   a volume: its record (the highest generation g
+ *                                                        is current) and its data (the workload sees data/ only)
  *   .snapshots/<dir>/snapshot.json, .snapshots/<dir>/data/   a snapshot
  *   .groups/<dir>/group.json                             a volume group snapshot (its members are snapshots)
  *   .archive/<dir>-<time>/                               volumes deleted with onDelete=archive
@@ -13,15 +17,35 @@ import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, vol
  * A volume or snapshot exists once its record exists: the record is written last, so a half-made
  * one is invisible and a retry finishes it.
  */
-export const VOLUME_RECORD = 'volume.json';
+/** The record of a volume made by tether 0.1, before records had generations: generation 0. */
+const LEGACY_RECORD = 'volume.json';
+const GENERATION_FILE = /^volume\.([1-9]\d{0,15})\.json$/;
+const recordFile = (generation: number) => (generation === 0 ? LEGACY_RECORD : `volume.${generation}.json`);
+const generationOf = (name: string): number[] => {
+  if (name === LEGACY_RECORD) return [0];
+  const m = GENERATION_FILE.exec(name);
+  return m ? [Number(m[1])] : [];
+};
 export const DATA_DIR = 'data';
 const SNAPSHOT_RECORD = 'snapshot.json';
 const GROUP_RECORD = 'group.json';
 const ARCHIVE_DIR = '.archive';
 const NODES_DIR = '.nodes';
 
+/** How hard updateVolume tries before it answers ABORTED (the CO retries). */
+export interface Contention {
+  attempts: number;
+  /** The longest pause between two attempts; pauses grow from 2 ms, randomized, up to this. */
+  maxBackoffMs: number;
+}
+
+const CONTENTION: Contention = { attempts: 40, maxBackoffMs: 250 };
+
 export class VolumeStore {
-  constructor(readonly backend: Backend) {}
+  constructor(
+    readonly backend: Backend,
+    private readonly contention: Contention = CONTENTION,
+  ) {}
 
   private get fs() {
     return this.backend.fs;
@@ -33,45 +57,91 @@ export class VolumeStore {
 
   // ---- volumes ----
 
-  async readVolume(dir: string): Promise<VolumeRecord | undefined> {
-    const path = posix.join(dir, VOLUME_RECORD);
-    const bytes = await this.fs.readFile(path);
-    return bytes && parseRecord(volumeRecord, bytes, this.where(path));
+  /** The volume's record: the highest generation in its directory (see updateVolume), or undefined. */
+  async readVolume(dir: string, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const latest = (await this.generations(dir, signal)).at(-1);
+      if (latest === undefined) return undefined;
+      const path = posix.join(dir, recordFile(latest));
+      const bytes = await this.fs.readFile(path, signal);
+      // Gone between the listing and the read: a writer cleaned it up after two newer ones. List again.
+      if (bytes) return { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest };
+      if (attempt === this.contention.attempts) throw aborted(`the record of volume ${this.where(dir)} kept changing while this call read it; retry`);
+    }
   }
 
-  writeVolume(dir: string, record: VolumeRecord): Promise<void> {
-    return this.fs.writeFileAtomic(posix.join(dir, VOLUME_RECORD), encodeRecord(record));
+  /**
+   * Changes a volume's record by compare-and-swap on the backend itself, safe across processes and
+   * hosts, with no clock and no lock: `change` gets the record as it is (undefined if there is none)
+   * and returns the new one — or the same object to leave it as it is; it may throw to refuse.
+   *
+   * Every change is a new file, `volume.<generation>.json`, published by an exclusive link (SFTP's
+   * hardlink, NFS's LINK: it never replaces a file): of all writers that read generation g, exactly
+   * one creates g+1; the others read again and decide again. A writer so slow that g+1 had come and
+   * gone (cleaned up) before its link sees a newer generation beside its own and starts over. The
+   * record is the highest generation; each writer removes those older than the one it read.
+   */
+  async updateVolume(dir: string, change: (current: VolumeRecord | undefined) => NewVolumeRecord | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
+    for (let attempt = 1; attempt <= this.contention.attempts; attempt++) {
+      if (attempt > 1) await sleep(Math.random() * Math.min(this.contention.maxBackoffMs, 2 ** attempt)); // many writers: spread them out
+      const current = await this.readVolume(dir, signal);
+      const next = change(current);
+      if (next === current || next === undefined) return current;
+      const base = current?.generation ?? 0;
+      const record: VolumeRecord = { ...next, generation: base + 1, writeId: randomBytes(8).toString('hex') };
+      const file = posix.join(dir, recordFile(record.generation));
+      if (!(await this.fs.linkExclusive(file, encodeRecord(record), signal))) continue;
+      const generations = await this.generations(dir);
+      if (generations.at(-1) === record.generation) {
+        // Committed. Older generations are no one's to read any more: best effort, even after the call ended.
+        for (const old of generations.filter((g) => g < base)) await this.fs.removeTree(posix.join(dir, recordFile(old))).catch(() => undefined);
+        return record;
+      }
+      await this.fs.removeTree(file); // a newer generation exists: ours was made on a stale read
+    }
+    throw aborted(`the record of volume ${this.where(dir)} changed ${this.contention.attempts} times while this call tried to change it; retry`);
   }
 
-  /** Makes the volume's directories (copying `sourceData` into data/ if given), then its record. */
-  async createVolume(dir: string, record: VolumeRecord, sourceData?: string): Promise<void> {
-    await this.fs.mkdir(dir);
+  /** The generations of a volume's record, ascending (a v0.1 `volume.json` is generation 0). */
+  private async generations(dir: string, signal?: AbortSignal): Promise<number[]> {
+    const entries = await this.fs.list(dir, signal);
+    return entries.flatMap((e) => (e.isDirectory ? [] : generationOf(e.name))).sort((a, b) => a - b);
+  }
+
+  /**
+   * Makes a volume's directories (copying `sourceData` into data/ if given), then its record — unless
+   * a record appeared meanwhile (another controller made it). Returns the record that stands.
+   */
+  async createVolume(dir: string, record: NewVolumeRecord, sourceData: string | undefined, signal?: AbortSignal): Promise<VolumeRecord> {
+    await this.fs.mkdir(dir, signal);
     const data = posix.join(dir, DATA_DIR);
-    if (sourceData) await this.fs.copyTree(sourceData, data);
-    else await this.fs.mkdir(data);
-    await this.writeVolume(dir, record);
+    if (sourceData) await this.fs.copyTree(sourceData, data, signal);
+    else await this.fs.mkdir(data, signal);
+    return (await this.updateVolume(dir, (current) => current ?? record, signal))!;
   }
 
   /** Volume directories, sorted (records not read): the order ListVolumes pages through. */
-  async volumeDirs(): Promise<string[]> {
-    const entries = await this.fs.list('.');
+  async volumeDirs(signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.fs.list('.', signal);
     return entries.filter((e) => e.isDirectory && !e.name.startsWith('.')).map((e) => e.name).sort();
   }
 
   /** True if the volume's data directory is there (for VolumeCondition). */
-  dataExists(dir: string): Promise<boolean> {
-    return this.fs.exists(posix.join(dir, DATA_DIR));
+  dataExists(dir: string, signal?: AbortSignal): Promise<boolean> {
+    return this.fs.exists(posix.join(dir, DATA_DIR), signal);
   }
 
-  removeVolume(dir: string): Promise<void> {
-    return this.fs.removeTree(dir);
+  /** Removes a volume: its data first, its record (and directory) last, so a retry after a crash finds what is left. */
+  async removeVolume(dir: string, signal?: AbortSignal): Promise<void> {
+    await this.fs.removeTree(posix.join(dir, DATA_DIR), signal);
+    await this.fs.removeTree(dir, signal);
   }
 
   /** Moves the whole volume directory under .archive/, out of tether's sight; returns where it went. */
-  async archiveVolume(dir: string, now: Date): Promise<string> {
-    await this.fs.mkdir(ARCHIVE_DIR);
+  async archiveVolume(dir: string, now: Date, signal?: AbortSignal): Promise<string> {
+    await this.fs.mkdir(ARCHIVE_DIR, signal);
     const to = posix.join(ARCHIVE_DIR, `${dir}-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`);
-    await this.fs.rename(dir, to);
+    await this.fs.rename(dir, to, signal);
     return to;
   }
 
@@ -85,46 +155,46 @@ export class VolumeStore {
     return posix.join(SNAPSHOTS_DIR, dir);
   }
 
-  async readSnapshot(dir: string): Promise<SnapshotRecord | undefined> {
+  async readSnapshot(dir: string, signal?: AbortSignal): Promise<SnapshotRecord | undefined> {
     const path = posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD);
-    const bytes = await this.fs.readFile(path);
+    const bytes = await this.fs.readFile(path, signal);
     return bytes && parseRecord(snapshotRecord, bytes, this.where(path));
   }
 
   /** Copies the volume's data on the server, then writes the record: a snapshot is visible only when complete. */
-  async createSnapshot(dir: string, sourceVolumeDir: string, record: SnapshotRecord): Promise<void> {
-    await this.fs.mkdir(SNAPSHOTS_DIR);
-    await this.fs.mkdir(posix.join(SNAPSHOTS_DIR, dir));
-    await this.fs.copyTree(posix.join(sourceVolumeDir, DATA_DIR), posix.join(SNAPSHOTS_DIR, dir, DATA_DIR));
-    await this.fs.writeFileAtomic(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), encodeRecord(record));
+  async createSnapshot(dir: string, sourceVolumeDir: string, record: SnapshotRecord, signal?: AbortSignal): Promise<void> {
+    await this.fs.mkdir(SNAPSHOTS_DIR, signal);
+    await this.fs.mkdir(posix.join(SNAPSHOTS_DIR, dir), signal);
+    await this.fs.copyTree(posix.join(sourceVolumeDir, DATA_DIR), posix.join(SNAPSHOTS_DIR, dir, DATA_DIR), signal);
+    await this.fs.writeFileAtomic(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), encodeRecord(record), signal);
   }
 
-  async snapshotDirs(): Promise<string[]> {
-    const entries = await this.fs.list(SNAPSHOTS_DIR);
+  async snapshotDirs(signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.fs.list(SNAPSHOTS_DIR, signal);
     return entries.filter((e) => e.isDirectory && !e.name.startsWith('.')).map((e) => e.name).sort();
   }
 
-  removeSnapshot(dir: string): Promise<void> {
-    return this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir));
+  removeSnapshot(dir: string, signal?: AbortSignal): Promise<void> {
+    return this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir), signal);
   }
 
   // ---- volume group snapshots ----
 
-  async readGroup(dir: string): Promise<GroupRecord | undefined> {
+  async readGroup(dir: string, signal?: AbortSignal): Promise<GroupRecord | undefined> {
     const path = posix.join(GROUPS_DIR, dir, GROUP_RECORD);
-    const bytes = await this.fs.readFile(path);
+    const bytes = await this.fs.readFile(path, signal);
     return bytes && parseRecord(groupRecord, bytes, this.where(path));
   }
 
   /** Written after all member snapshots exist: the group is visible only when complete. */
-  async writeGroup(dir: string, record: GroupRecord): Promise<void> {
-    await this.fs.mkdir(GROUPS_DIR);
-    await this.fs.mkdir(posix.join(GROUPS_DIR, dir));
-    await this.fs.writeFileAtomic(posix.join(GROUPS_DIR, dir, GROUP_RECORD), encodeRecord(record));
+  async writeGroup(dir: string, record: GroupRecord, signal?: AbortSignal): Promise<void> {
+    await this.fs.mkdir(GROUPS_DIR, signal);
+    await this.fs.mkdir(posix.join(GROUPS_DIR, dir), signal);
+    await this.fs.writeFileAtomic(posix.join(GROUPS_DIR, dir, GROUP_RECORD), encodeRecord(record), signal);
   }
 
-  removeGroup(dir: string): Promise<void> {
-    return this.fs.removeTree(posix.join(GROUPS_DIR, dir));
+  removeGroup(dir: string, signal?: AbortSignal): Promise<void> {
+    return this.fs.removeTree(posix.join(GROUPS_DIR, dir), signal);
   }
 
   // ---- nodes ----
@@ -137,9 +207,9 @@ export class VolumeStore {
   }
 
   /** The node's record, or undefined if no node of that ID has registered here. */
-  async readNode(nodeId: string): Promise<NodeRecord | undefined> {
+  async readNode(nodeId: string, signal?: AbortSignal): Promise<NodeRecord | undefined> {
     const path = posix.join(NODES_DIR, nodeFile(nodeId));
-    const bytes = await this.fs.readFile(path);
+    const bytes = await this.fs.readFile(path, signal);
     const record = bytes && parseRecord(nodeRecord, bytes, this.where(path));
     return record && record.nodeId === nodeId ? record : undefined;
   }

@@ -5,7 +5,7 @@
 //
 // Nothing in this process touches a dead mount directly: every check of a mount path runs as an
 // external command with a timeout (findmnt, cat), so a hung FUSE request can never wedge the test.
-import { mkdtemp, readFile, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { backendConfig, startDriver, type RunningDriver } from '../support/driver.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
-import { cat, isMounted, mountCap, mountsUnder, tearDown, timed } from '../support/helpers.js';
+import { cat, isMounted, mountCap, mountsUnder, recordOn, tearDown, timed } from '../support/helpers.js';
 
 /** The bound asked of NodeUnpublishVolume and NodeUnstageVolume on a dead or hung server. */
 const TEARDOWN_BOUND_MS = 40_000;
@@ -149,7 +149,7 @@ describe('the server dies at 3 a.m.', () => {
 
     // The files on the server are exactly as they were.
     expect(await readFile(onServer, 'utf8')).toBe('written before the crash\n');
-    await access(join(server.root, 'dead-kill', 'volume.json'));
+    await recordOn(join(server.root, 'dead-kill'));
 
     // The server comes back: a new stage works and sees the data.
     await server.restart();
@@ -242,7 +242,7 @@ describe('the server dies at 3 a.m.', () => {
 
       // The data is on the server's disk, untouched (read locally: sshd being frozen does not matter).
       expect(await readFile(onServer, 'utf8')).toBe('written before the hang\n');
-      await access(join(server.root, 'dead-freeze', 'volume.json'));
+      await recordOn(join(server.root, 'dead-freeze'));
     } finally {
       holder.kill('SIGKILL');
       squatter.kill('SIGKILL');

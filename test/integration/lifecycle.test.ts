@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
-import { CMD_TIMEOUT_MS, cat, exists, failure, mountCap, mountsUnder, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
+import { CMD_TIMEOUT_MS, cat, exists, failure, mountCap, mountsUnder, recordOn, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
@@ -95,7 +95,7 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
     id = await createVolume(name);
     dir = volumeDir(id);
     expect(await createVolume(name)).toBe(id);
-    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8'))).toMatchObject({ name, capacityBytes: GiB, publications: [] });
+    expect((await recordOn(onServer(dir)))).toMatchObject({ name, capacityBytes: GiB, publications: [] });
     expect(await exists(onServer(dir, 'data'))).toBe(true);
 
     const err = await failure(csi.CreateVolume({ name, volume_capabilities: [RWO], capacity_range: { required_bytes: String(2 * GiB) } }), status.ALREADY_EXISTS);
@@ -118,10 +118,12 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
     expect((await cat(join(target, 'hello.txt'))).stdout).toBe('hello from pod-1');
   }, TEST_TIMEOUT_MS);
 
-  it("the pod sees its data only: tether's volume.json is not in the target", async () => {
+  it("the pod sees its data only: tether's record is not in the target", async () => {
     expect(await ls(target)).toEqual(['hello.txt']);
-    expect((await cat(join(target, 'volume.json'))).exitCode).not.toBe(0);
-    expect(await exists(onServer(dir, 'volume.json'))).toBe(true);
+    const record = (await readdir(onServer(dir))).find((n) => /^volume\.\d+\.json$/.test(n))!;
+    expect(record).toBeDefined();
+    expect((await cat(join(target, record))).exitCode).not.toBe(0);
+    expect((await cat(join(target, '..', record))).exitCode).not.toBe(0);
   }, TEST_TIMEOUT_MS);
 
   it('a read-only NodePublish at a second target reads the data and refuses writes (EROFS)', async () => {
@@ -176,13 +178,13 @@ describe('a volume from CreateVolume to DeleteVolume', () => {
     const clone = await createVolume(uniq('pvc-clone'), { volume_content_source: { volume: { volume_id: id } } });
     extraVolumes.push(clone);
     expect(await readFile(onServer(volumeDir(clone), 'data', 'hello.txt'), 'utf8')).toBe('hello from pod-1\n');
-    expect(await exists(onServer(volumeDir(clone), 'data', 'volume.json'))).toBe(false);
+    expect((await readdir(onServer(volumeDir(clone), 'data'))).filter((n) => n.startsWith('volume.'))).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
   it('ControllerExpandVolume records the new size', async () => {
     const res = await csi.ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: String(2 * GiB) }, volume_capability: RWO });
     expect(res).toMatchObject({ capacity_bytes: String(2 * GiB), node_expansion_required: false });
-    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8')).capacityBytes).toBe(2 * GiB);
+    expect((await recordOn(onServer(dir))).capacityBytes).toBe(2 * GiB);
     expect((await csi.ControllerGetVolume({ volume_id: id })).volume.capacity_bytes).toBe(String(2 * GiB));
   }, TEST_TIMEOUT_MS);
 
@@ -258,7 +260,7 @@ describe('what DeleteVolume does with the data (onDelete)', () => {
     await writeFile(onServer(dir, 'data', 'keep.txt'), 'saved by modify\n');
 
     await csi.ControllerModifyVolume({ volume_id: id, mutable_parameters: { onDelete: 'retain' } });
-    expect(JSON.parse(await readFile(onServer(dir, 'volume.json'), 'utf8')).onDelete).toBe('retain');
+    expect((await recordOn(onServer(dir))).onDelete).toBe('retain');
 
     await csi.DeleteVolume({ volume_id: id });
     expect(await readFile(onServer(dir, 'data', 'keep.txt'), 'utf8')).toBe('saved by modify\n');

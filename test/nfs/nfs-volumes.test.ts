@@ -12,7 +12,7 @@ import { status } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { nfsBackendConfig, startDriverWith, type RunningDriver } from '../support/driver.js';
-import { cat, exists, failure, isMounted, mountCap, mountsUnder, tearDown, timed, uniq, volumeDir, write } from '../support/helpers.js';
+import { cat, exists, failure, isMounted, mountCap, mountsUnder, recordOn, tearDown, timed, uniq, volumeDir, write } from '../support/helpers.js';
 
 if (process.env.IN_UML !== '1') throw new Error('the NFS tests run inside the guest: bash test/nfs/run.sh');
 
@@ -104,7 +104,7 @@ describe('an NFS volume, from the StorageClass to the pod and to another node', 
     id = await createVolume(uniq('pvc-story'));
     expect(id).toMatch(/^nfs\/pvc-story-/);
     expect(await exists(onServer(id, 'data'))).toBe(true);
-    const record = JSON.parse(await readFile(onServer(id, 'volume.json'), 'utf8'));
+    const record = await recordOn(onServer(id));
     expect(record).toMatchObject({ capacityBytes: 1 << 30 });
     const again = await csi.CreateVolume({ name: volumeDir(id), volume_capabilities: [RWO], capacity_range: { required_bytes: String(1 << 30) } });
     expect(again.volume.volume_id).toBe(id);

@@ -130,3 +130,14 @@ export async function tearDown({ work, drivers, volumes, servers }: Teardown): P
     if (work && (await mountsUnder(work)).length === 0) await rm(work, { recursive: true, force: true });
   }
 }
+
+/**
+ * A volume's record as tether keeps it on the server: the highest `volume.<generation>.json` in the
+ * volume's directory. Read in this process: for a backend directory on this host, never through a mount.
+ */
+export async function recordOn(volumeDirOnServer: string): Promise<Record<string, unknown>> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const generations = (await readdir(volumeDirOnServer)).flatMap((n) => /^volume\.(\d+)\.json$/.exec(n)?.[1] ?? []).map(Number);
+  if (!generations.length) throw new Error(`no record in ${volumeDirOnServer}`);
+  return JSON.parse(await readFile(`${volumeDirOnServer}/volume.${Math.max(...generations)}.json`, 'utf8')) as Record<string, unknown>;
+}

@@ -2,6 +2,7 @@
 import {
   checkCapability,
   decideNodePublish,
+  decideNodeStage,
   decidePublish,
   requireCapability,
   type AccessMode,
@@ -94,6 +95,9 @@ const pub = (nodeId: string, accessMode: AccessMode, readonly = false): Publicat
 const SINGLE_NODE: AccessMode[] = ['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER'];
 const ALL_MODES: AccessMode[] = [...SINGLE_NODE, 'MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'];
 
+/** decidePublish with publications only, as before node claims. */
+const decide = (publications: Publication[], request: Publication) => decidePublish({ publications, claims: [] }, request);
+
 describe('decidePublish', () => {
   test.each<[string, Publication[], Publication, 'exists' | 'add']>([
     ['first publication', [], pub('n1', 'SINGLE_NODE_WRITER'), 'add'],
@@ -103,7 +107,7 @@ describe('decidePublish', () => {
     ['same node repeat among other nodes', [pub('n0', 'MULTI_NODE_MULTI_WRITER'), pub('n1', 'MULTI_NODE_MULTI_WRITER')], pub('n1', 'MULTI_NODE_MULTI_WRITER'), 'exists'],
     ['same node repeat of the MNSW writer', [pub('n1', 'MULTI_NODE_SINGLE_WRITER'), pub('n2', 'MULTI_NODE_SINGLE_WRITER', true)], pub('n1', 'MULTI_NODE_SINGLE_WRITER'), 'exists'],
   ])('%s → %s', (_, existing, request, expected) => {
-    expect(decidePublish(existing, request)).toBe(expected);
+    expect(decide(existing, request)).toBe(expected);
   });
 
   test.each<[string, Publication, Publication]>([
@@ -112,7 +116,7 @@ describe('decidePublish', () => {
     ['read-only asked writable', pub('n1', 'MULTI_NODE_MULTI_WRITER', true), pub('n1', 'MULTI_NODE_MULTI_WRITER')],
     ['multi-node mode changed', pub('n1', 'MULTI_NODE_MULTI_WRITER'), pub('n1', 'MULTI_NODE_SINGLE_WRITER')],
   ])('same node, %s → ALREADY_EXISTS', (_, held, request) => {
-    const err = csiError(() => decidePublish([held], request));
+    const err = csiError(() => decide([held], request));
     expect(codeName(err)).toBe('ALREADY_EXISTS');
     expect(err.message).toContain('n1');
   });
@@ -122,7 +126,7 @@ describe('decidePublish', () => {
     ALL_MODES.filter((asked) => SINGLE_NODE.includes(held) || SINGLE_NODE.includes(asked)).map((asked): [AccessMode, AccessMode] => [held, asked]),
   );
   test.each(singleNodePairs)('held by node-a as %s, asked by node-b as %s → FAILED_PRECONDITION naming node-a', (held, asked) => {
-    const err = csiError(() => decidePublish([pub('node-a', held)], pub('node-b', asked)));
+    const err = csiError(() => decide([pub('node-a', held)], pub('node-b', asked)));
     expect(codeName(err)).toBe('FAILED_PRECONDITION');
     expect(err.message).toContain('node-a');
   });
@@ -131,7 +135,7 @@ describe('decidePublish', () => {
     ['read-only SNRO holder', pub('node-a', 'SINGLE_NODE_READER_ONLY', true)],
     ['read-only SNW holder', pub('node-a', 'SINGLE_NODE_WRITER', true)],
   ])('a single-node mode is exclusive even when both sides only read (%s)', (_, held) => {
-    const err = csiError(() => decidePublish([held], pub('node-b', 'SINGLE_NODE_READER_ONLY', true)));
+    const err = csiError(() => decide([held], pub('node-b', 'SINGLE_NODE_READER_ONLY', true)));
     expect(codeName(err)).toBe('FAILED_PRECONDITION');
     expect(err.message).toContain('node-a');
   });
@@ -148,7 +152,7 @@ describe('decidePublish', () => {
     ['MNRO: a second reader', [pub('r1', 'MULTI_NODE_READER_ONLY', true)], pub('r2', 'MULTI_NODE_READER_ONLY', true)],
     ['MNRO: many readers', [pub('r1', 'MULTI_NODE_READER_ONLY'), pub('r2', 'MULTI_NODE_READER_ONLY'), pub('r3', 'MULTI_NODE_READER_ONLY')], pub('r4', 'MULTI_NODE_READER_ONLY')],
   ])('%s → add', (_, existing, request) => {
-    expect(decidePublish(existing, request)).toBe('add');
+    expect(decide(existing, request)).toBe('add');
   });
 
   test.each<[string, Publication[], Publication, string]>([
@@ -162,10 +166,63 @@ describe('decidePublish', () => {
     ['MNSW asked while an MNMW writer holds it', [pub('w1', 'MULTI_NODE_MULTI_WRITER')], pub('w2', 'MULTI_NODE_SINGLE_WRITER'), 'w1'],
     ['MNMW asked while an MNSW writer holds it', [pub('w1', 'MULTI_NODE_SINGLE_WRITER')], pub('w2', 'MULTI_NODE_MULTI_WRITER'), 'w1'],
   ])('%s → FAILED_PRECONDITION naming the writer', (_, existing, request, writer) => {
-    const err = csiError(() => decidePublish(existing, request));
+    const err = csiError(() => decide(existing, request));
     expect(codeName(err)).toBe('FAILED_PRECONDITION');
     expect(err.message).toContain(`node ${writer}`);
     for (const reader of existing.filter((p) => p.nodeId !== writer)) expect(err.message).not.toContain(reader.nodeId);
+  });
+});
+
+describe('decidePublish with node claims (a node staged the volume without a ControllerPublish)', () => {
+  test.each<[string, Publication[], Publication]>([
+    ['a single-node claim elsewhere', [pub('node-c', 'SINGLE_NODE_WRITER')], pub('node-b', 'SINGLE_NODE_WRITER')],
+    ['a read-only single-node claim elsewhere', [pub('node-c', 'SINGLE_NODE_READER_ONLY', true)], pub('node-b', 'MULTI_NODE_READER_ONLY', true)],
+    ['a multi-node claim, a single-node request', [pub('node-c', 'MULTI_NODE_MULTI_WRITER')], pub('node-b', 'SINGLE_NODE_MULTI_WRITER')],
+    ['the MNSW writer claimed elsewhere, a second writer', [pub('node-c', 'MULTI_NODE_SINGLE_WRITER')], pub('node-b', 'MULTI_NODE_SINGLE_WRITER')],
+  ])('%s → FAILED_PRECONDITION naming the claimant as staged', (_, claims, request) => {
+    const err = csiError(() => decidePublish({ publications: [], claims }, request));
+    expect(codeName(err)).toBe('FAILED_PRECONDITION');
+    expect(err.message).toContain('staged on node node-c');
+  });
+
+  test.each<[string, Publication[], Publication]>([
+    ['its own claim (staged first, published after)', [pub('node-b', 'SINGLE_NODE_WRITER')], pub('node-b', 'SINGLE_NODE_WRITER')],
+    ['its own claim with another mode', [pub('node-b', 'SINGLE_NODE_MULTI_WRITER')], pub('node-b', 'SINGLE_NODE_WRITER')],
+    ['an MNSW reader beside a claimed writer', [pub('node-c', 'MULTI_NODE_SINGLE_WRITER')], pub('node-b', 'MULTI_NODE_SINGLE_WRITER', true)],
+    ['MNMW beside a claimed MNMW writer', [pub('node-c', 'MULTI_NODE_MULTI_WRITER')], pub('node-b', 'MULTI_NODE_MULTI_WRITER')],
+  ])('%s → add', (_, claims, request) => {
+    expect(decidePublish({ publications: [], claims }, request)).toBe('add');
+  });
+});
+
+describe('decideNodeStage', () => {
+  const held = (publications: Publication[], claims: Publication[] = []) => ({ publications, claims });
+
+  test.each<[string, Publication[], Publication[], Publication, Publication | undefined]>([
+    ['published here (Kubernetes): nothing to record', [pub('node-a', 'SINGLE_NODE_WRITER')], [], pub('node-a', 'SINGLE_NODE_WRITER'), undefined],
+    ['published elsewhere, multi-node reader: nothing to record', [pub('node-a', 'MULTI_NODE_READER_ONLY', true)], [], pub('node-b', 'MULTI_NODE_READER_ONLY', true), undefined],
+    ['published elsewhere as MNSW writer, staged here read-only', [pub('node-a', 'MULTI_NODE_SINGLE_WRITER')], [], pub('node-b', 'MULTI_NODE_SINGLE_WRITER', true), undefined],
+    ['no publication, no claim: claim it', [], [], pub('node-a', 'SINGLE_NODE_WRITER'), pub('node-a', 'SINGLE_NODE_WRITER')],
+    ['no publication, a multi-writer volume: claim it too (it keeps DeleteVolume off)', [], [], pub('node-a', 'MULTI_NODE_MULTI_WRITER'), pub('node-a', 'MULTI_NODE_MULTI_WRITER')],
+    ['its own claim again: nothing to record', [], [pub('node-a', 'SINGLE_NODE_WRITER')], pub('node-a', 'SINGLE_NODE_WRITER'), undefined],
+    ['its own claim, another mode: the new claim', [], [pub('node-a', 'SINGLE_NODE_WRITER')], pub('node-a', 'SINGLE_NODE_MULTI_WRITER'), pub('node-a', 'SINGLE_NODE_MULTI_WRITER')],
+    ['readers beside readers', [], [pub('node-a', 'MULTI_NODE_READER_ONLY', true)], pub('node-b', 'MULTI_NODE_READER_ONLY', true), pub('node-b', 'MULTI_NODE_READER_ONLY', true)],
+    ['a reader beside the MNSW writer', [], [pub('node-a', 'MULTI_NODE_SINGLE_WRITER')], pub('node-b', 'MULTI_NODE_SINGLE_WRITER', true), pub('node-b', 'MULTI_NODE_SINGLE_WRITER', true)],
+  ])('%s', (_, publications, claims, request, expected) => {
+    expect(decideNodeStage(held(publications, claims), request)).toEqual(expected);
+  });
+
+  test.each<[string, Publication[], Publication[], Publication, string]>([
+    ['published to node-b, staged for writing on node-c', [pub('node-b', 'SINGLE_NODE_WRITER')], [], pub('node-c', 'SINGLE_NODE_WRITER'), 'published to node node-b'],
+    ['published to node-b, staged read-only on node-c with a single-node mode', [pub('node-b', 'SINGLE_NODE_WRITER')], [], pub('node-c', 'SINGLE_NODE_READER_ONLY', true), 'published to node node-b'],
+    ['published to the MNSW writer node-b, a second writer on node-c', [pub('node-b', 'MULTI_NODE_SINGLE_WRITER')], [], pub('node-c', 'MULTI_NODE_SINGLE_WRITER'), 'published to node node-b'],
+    ['claimed by node-a, a second single-node stage', [], [pub('node-a', 'SINGLE_NODE_WRITER')], pub('node-b', 'SINGLE_NODE_WRITER'), 'staged on node node-a'],
+    ['claimed by node-a (RWOP), a second stage of any mode', [], [pub('node-a', 'SINGLE_NODE_SINGLE_WRITER')], pub('node-b', 'MULTI_NODE_READER_ONLY', true), 'staged on node node-a'],
+    ['claimed by the MNSW writer node-a, a second writer', [], [pub('node-a', 'MULTI_NODE_SINGLE_WRITER'), pub('node-r', 'MULTI_NODE_SINGLE_WRITER', true)], pub('node-b', 'MULTI_NODE_SINGLE_WRITER'), 'staged on node node-a'],
+  ])('%s → FAILED_PRECONDITION naming the holder', (_, publications, claims, request, holder) => {
+    const err = csiError(() => decideNodeStage(held(publications, claims), request));
+    expect(codeName(err)).toBe('FAILED_PRECONDITION');
+    expect(err.message).toContain(holder);
   });
 });
 

@@ -40,6 +40,7 @@ describe('parseConfigText', () => {
     expect(parseConfigText(VALID)).toEqual({
       runtimeDir: '/run/tether',
       maxVolumesPerNode: 0,
+      releaseIdleAfterSeconds: 30,
       backends: [
         { name: 'box', type: 'sshfs', host: '10.0.0.5', port: 22, user: 'csi', path: '/srv/volumes', hostKey: HOST_KEY, privateKeyFile: '/etc/tether/id', mountOptions: [] },
       ],

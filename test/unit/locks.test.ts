@@ -33,18 +33,18 @@ describe('KeyedLocks', () => {
     ['a double release is harmless', (_, release) => (release(), release()), 0],
   ])('%s', (_, act, size) => {
     const locks = new KeyedLocks();
-    const release = locks.acquire('box/pvc-1', 'DeleteVolume');
-    act(locks, release);
+    const lock = locks.acquire('box/pvc-1', 'DeleteVolume');
+    act(locks, lock.release);
     expect(locks.size).toBe(size);
     expect(() => locks.acquire('box/pvc-1', 'CreateVolume')).not.toThrow();
   });
 
   test("a stale release does not free the next holder's lock", () => {
     const locks = new KeyedLocks();
-    const releaseFirst = locks.acquire('box/pvc-1', 'DeleteVolume');
-    releaseFirst();
+    const first = locks.acquire('box/pvc-1', 'DeleteVolume');
+    first.release();
     locks.acquire('box/pvc-1', 'CreateVolume');
-    releaseFirst(); // late, duplicate release of the first holder
+    first.release(); // late, duplicate release of the first holder
     const err = csiError(() => locks.acquire('box/pvc-1', 'ControllerPublishVolume'));
     expect(codeName(err)).toBe('ABORTED');
     expect(err.message).toContain('CreateVolume');
@@ -52,10 +52,21 @@ describe('KeyedLocks', () => {
 
   test('releasing one key leaves the others held', () => {
     const locks = new KeyedLocks();
-    const releaseA = locks.acquire('a', 'CreateVolume');
+    const a = locks.acquire('a', 'CreateVolume');
     locks.acquire('b', 'CreateVolume');
-    releaseA();
+    a.release();
     expect(locks.size).toBe(1);
     expect(codeName(csiError(() => locks.acquire('b', 'DeleteVolume')))).toBe('ABORTED');
+  });
+
+  test('a call that ended keeps its lock until its work stops; the retry hears that it is still stopping', () => {
+    const locks = new KeyedLocks();
+    const lock = locks.acquire('box/pvc-1', 'ControllerPublishVolume');
+    lock.callEnded();
+    const err = csiError(() => locks.acquire('box/pvc-1', 'ControllerPublishVolume'));
+    expect(codeName(err)).toBe('ABORTED');
+    expect(err.message).toMatch(/ControllerPublishVolume for box\/pvc-1 ended [\d.]+ s ago but is still stopping its work/);
+    lock.release();
+    expect(() => locks.acquire('box/pvc-1', 'ControllerPublishVolume')).not.toThrow();
   });
 });
