@@ -48,17 +48,18 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-export async function startSshServer(opts: { port?: number } = {}): Promise<SshServer> {
+/** `root`: serve this directory (another server's root, say: two servers, one backend); default: a new one. */
+export async function startSshServer(opts: { port?: number; root?: string } = {}): Promise<SshServer> {
   const port = opts.port ?? (await freePort());
   const workDir = await realpath(await mkdtemp(join(tmpdir(), 'tether-sshd-')));
-  const root = join(workDir, 'root');
+  const root = opts.root ?? join(workDir, 'root');
   const hostKeyFile = join(workDir, 'host_ed25519');
   const clientKeyFile = join(workDir, 'client_ed25519');
   const authorizedKeys = join(workDir, 'authorized_keys');
   const configFile = join(workDir, 'sshd_config');
   const logFile = join(workDir, 'sshd.log');
 
-  await mkdir(root);
+  if (!opts.root) await mkdir(root);
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 }); // privilege-separation dir
   for (const [file, comment] of [[hostKeyFile, 'tether-test-host'], [clientKeyFile, 'tether-test-client']] as const) {
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { timeout: 10_000 });
