@@ -12,13 +12,15 @@ import { VolumeStore } from '../../src/volumes/store.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
 import { localBackend } from '../support/handlers.js';
+import { createRace, manyWriters, publishRace } from '../support/replica-races.js';
 import { failure, mountCap, recordOn, tearDown, uniq, volumeDir } from '../support/helpers.js';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 
 const ROUNDS = 20;
+/** Nodes that publish one MULTI_NODE_MULTI_WRITER volume at once. */
+const MANY = 50;
 const NODES = Array.from({ length: 50 }, (_, i) => `node-${String(i).padStart(2, '0')}`);
 const SNW = mountCap('SINGLE_NODE_WRITER');
-const MNMW = mountCap('MULTI_NODE_MULTI_WRITER');
 
 let work: string;
 let serverA: SshServer;
@@ -28,8 +30,9 @@ let replicaB: RunningDriver;
 let a: CsiClient;
 let b: CsiClient;
 const volumes = new Set<string>();
+/** Volume ID -> the nodes it is still published to. */
+const published = new Map<string, string[]>();
 
-const codeOf = (r: PromiseSettledResult<unknown>) => (r.status === 'fulfilled' ? 'OK' : (status[(r.reason as ServiceError).code] ?? 'unknown'));
 const publishedOnServer = async (id: string) => ((await recordOn(join(serverA.root, volumeDir(id)))).publications as { nodeId: string }[]).map((p) => p.nodeId);
 
 beforeAll(async () => {
@@ -46,73 +49,48 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await tearDown({ work, drivers: [{ driver: replicaA, csi: a }, { driver: replicaB, csi: b }], volumes: { controller: a, ids: volumes, nodeIds: NODES }, servers: [serverA, serverB] });
+  // Only the race winners hold publications: unpublish those, delete every volume (cheaper than every node × every volume).
+  for (const id of volumes) {
+    for (const node of published.get(id) ?? []) await a.ControllerUnpublishVolume({ volume_id: id, node_id: node }).catch(() => undefined);
+    await a.DeleteVolume({ volume_id: id }).catch(() => undefined);
+  }
+  await tearDown({ work, drivers: [{ driver: replicaA, csi: a }, { driver: replicaB, csi: b }], volumes: { controller: a, ids: [], nodeIds: [] }, servers: [serverA, serverB] });
 }, 120_000);
 
 describe('two controller processes on one sshfs backend', () => {
   it(`50 concurrent ControllerPublish of a SINGLE_NODE_WRITER volume to 50 nodes, through both replicas, ${ROUNDS} rounds: one node wins every round, and the record lists exactly it`, async () => {
     const tally: Record<string, number> = {};
     for (let round = 1; round <= ROUNDS; round++) {
-      const id = (await a.CreateVolume({ name: uniq(`race-${round}`), volume_capabilities: [SNW] })).volume.volume_id as string;
-      volumes.add(id);
-      const results = await Promise.allSettled(NODES.map((node, i) => (i % 2 ? b : a).ControllerPublishVolume({ volume_id: id, node_id: node, volume_capability: SNW })));
-      const winners = NODES.filter((_, i) => results[i]!.status === 'fulfilled');
-      for (const r of results) tally[codeOf(r)] = (tally[codeOf(r)] ?? 0) + 1;
-      expect({ round, winners: winners.length }).toEqual({ round, winners: 1 });
-      expect(results.map(codeOf).filter((c) => !['OK', 'ABORTED', 'FAILED_PRECONDITION'].includes(c))).toEqual([]);
-      expect(await publishedOnServer(id)).toEqual(winners);
-      for (const replica of [a, b]) expect((await replica.ControllerGetVolume({ volume_id: id })).status.published_node_ids).toEqual(winners);
-      // A loser's message names the winner.
-      const loser = results.find((r) => r.status === 'rejected' && (r.reason as ServiceError).code === status.FAILED_PRECONDITION);
-      if (loser) expect((loser as PromiseRejectedResult).reason.details).toContain(winners[0]);
+      const race = await publishRace(a, b, NODES, `race-${round}`);
+      volumes.add(race.id);
+      published.set(race.id, race.winners);
+      for (const code of race.codes) tally[code] = (tally[code] ?? 0) + 1;
+      expect({ round, winners: race.winners.length }).toEqual({ round, winners: 1 });
+      expect(race.codes.filter((c) => !['OK', 'ABORTED', 'FAILED_PRECONDITION'].includes(c))).toEqual([]);
+      expect(await publishedOnServer(race.id)).toEqual(race.winners);
+      expect(race.seenBy).toEqual([race.winners, race.winners]);
+      if (race.loserMessage) expect(race.loserMessage).toContain(race.winners[0]); // a loser hears who won
     }
     console.log(`replicas: ${ROUNDS} rounds of 50 concurrent publishes: ${JSON.stringify(tally)}`);
   }, 180_000);
 
-  it('50 nodes publish a MULTI_NODE_MULTI_WRITER volume through both replicas at once, retrying what is ABORTED: all 50 are in the record, none lost', async () => {
-    const id = (await a.CreateVolume({ name: uniq('many'), volume_capabilities: [MNMW] })).volume.volume_id as string;
-    volumes.add(id);
-    let aborted = 0;
-    await Promise.all(
-      NODES.map(async (node, i) => {
-        for (;;) {
-          const err = await (i % 2 ? b : a).ControllerPublishVolume({ volume_id: id, node_id: node, volume_capability: MNMW }).then(() => undefined, (e: ServiceError) => e);
-          if (!err) return;
-          if (err.code !== status.ABORTED) throw err;
-          aborted++;
-          await sleep(5 + Math.random() * 20);
-        }
-      }),
-    );
-    expect((await publishedOnServer(id)).sort()).toEqual(NODES);
-    // and 50 unpublishes the same way leave none
-    await Promise.all(
-      NODES.map(async (node, i) => {
-        for (;;) {
-          const err = await (i % 2 ? a : b).ControllerUnpublishVolume({ volume_id: id, node_id: node }).then(() => undefined, (e: ServiceError) => e);
-          if (!err) return;
-          if (err.code !== status.ABORTED) throw err;
-          await sleep(5 + Math.random() * 20);
-        }
-      }),
-    );
-    expect(await publishedOnServer(id)).toEqual([]);
-    console.log(`replicas: 50 publishes and 50 unpublishes through two replicas, ${aborted} ABORTED retries on the way`);
+  it('50 nodes publish a MULTI_NODE_MULTI_WRITER volume through both replicas at once, retrying what is ABORTED: all 50 are in the record, none lost; and all 50 unpublish', async () => {
+    const run = await manyWriters(a, b, NODES.slice(0, MANY), publishedOnServer);
+    volumes.add(run.id);
+    expect(run.afterPublish).toEqual(NODES.slice(0, MANY));
+    expect(run.afterUnpublish).toEqual([]);
+    console.log(`replicas: 50 publishes and 50 unpublishes through two replicas, ${run.abortedRetries} ABORTED retries on the way`);
   }, 180_000);
 
   it('CreateVolume of one name with exactly 1 GiB and exactly 2 GiB on the two replicas at once: one volume, the other call ALREADY_EXISTS (10 rounds)', async () => {
     // (Without a limit, a 2 GiB volume answers a request for at least 1 GiB: OK, as the spec says. Limits make the two requests exclusive.)
     for (let round = 1; round <= 10; round++) {
       const name = uniq(`twice-${round}`);
-      const sizes = [1, 2].map((g) => String(g * 1024 ** 3));
-      const exactly = (size: string) => ({ required_bytes: size, limit_bytes: size });
-      const results = await Promise.allSettled([a, b].map((replica, i) => replica.CreateVolume({ name, volume_capabilities: [SNW], capacity_range: exactly(sizes[i]!) })));
       volumes.add(`box/${name}`);
-      expect(results.map(codeOf).sort()).toEqual(['ALREADY_EXISTS', 'OK']);
-      const won = results.findIndex((r) => r.status === 'fulfilled');
-      expect((await recordOn(join(serverA.root, name))).capacityBytes).toBe(Number(sizes[won]));
-      // The same request again on either replica: the same volume (idempotent).
-      for (const replica of [a, b]) expect((await replica.CreateVolume({ name, volume_capabilities: [SNW], capacity_range: exactly(sizes[won]!) })).volume.capacity_bytes).toBe(sizes[won]);
+      const race = await createRace(a, b, name);
+      expect(race.codes).toEqual(['ALREADY_EXISTS', 'OK']);
+      expect((await recordOn(join(serverA.root, name))).capacityBytes).toBe(race.wonSize);
+      expect(race.again).toEqual([String(race.wonSize), String(race.wonSize)]); // the same request again, on either replica: the same volume
     }
   }, 120_000);
 
@@ -125,6 +103,7 @@ describe('two controller processes on one sshfs backend', () => {
       expect([status.DEADLINE_EXCEEDED, status.UNAVAILABLE]).toContain(stalled.code);
       // The other replica answers meanwhile, and publishes the volume to another node.
       await b.ControllerPublishVolume({ volume_id: id, node_id: 'node-02', volume_capability: SNW }, { deadlineMs: 5_000 });
+      published.set(id, ['node-02']);
       // On the stalled replica the volume stays locked until that call's work has stopped.
       const busy = await failure(a.ControllerPublishVolume({ volume_id: id, node_id: 'node-02', volume_capability: SNW }, { deadlineMs: 5_000 }), status.ABORTED);
       expect(busy.details).toContain('still stopping its work');
