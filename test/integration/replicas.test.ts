@@ -12,7 +12,7 @@ import { VolumeStore } from '../../src/volumes/store.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
 import { localBackend } from '../support/handlers.js';
-import { createRace, manyWriters, publishRace } from '../support/replica-races.js';
+import { createRace, MadeVolumes, manyWriters, publishRace } from '../support/replica-races.js';
 import { failure, mountCap, recordOn, tearDown, uniq, volumeDir } from '../support/helpers.js';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 
@@ -29,9 +29,7 @@ let replicaA: RunningDriver;
 let replicaB: RunningDriver;
 let a: CsiClient;
 let b: CsiClient;
-const volumes = new Set<string>();
-/** Volume ID -> the nodes it is still published to. */
-const published = new Map<string, string[]>();
+const volumes = new MadeVolumes();
 
 const publishedOnServer = async (id: string) => ((await recordOn(join(serverA.root, volumeDir(id)))).publications as { nodeId: string }[]).map((p) => p.nodeId);
 
@@ -49,11 +47,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  // Only the race winners hold publications: unpublish those, delete every volume (cheaper than every node × every volume).
-  for (const id of volumes) {
-    for (const node of published.get(id) ?? []) await a.ControllerUnpublishVolume({ volume_id: id, node_id: node }).catch(() => undefined);
-    await a.DeleteVolume({ volume_id: id }).catch(() => undefined);
-  }
+  await volumes.removeAll(a);
   await tearDown({ work, drivers: [{ driver: replicaA, csi: a }, { driver: replicaB, csi: b }], volumes: { controller: a, ids: [], nodeIds: [] }, servers: [serverA, serverB] });
 }, 120_000);
 
@@ -62,8 +56,7 @@ describe('two controller processes on one sshfs backend', () => {
     const tally: Record<string, number> = {};
     for (let round = 1; round <= ROUNDS; round++) {
       const race = await publishRace(a, b, NODES, `race-${round}`);
-      volumes.add(race.id);
-      published.set(race.id, race.winners);
+      volumes.add(race.id, race.winners);
       for (const code of race.codes) tally[code] = (tally[code] ?? 0) + 1;
       expect({ round, winners: race.winners.length }).toEqual({ round, winners: 1 });
       expect(race.codes.filter((c) => !['OK', 'ABORTED', 'FAILED_PRECONDITION'].includes(c))).toEqual([]);
@@ -103,7 +96,7 @@ describe('two controller processes on one sshfs backend', () => {
       expect([status.DEADLINE_EXCEEDED, status.UNAVAILABLE]).toContain(stalled.code);
       // The other replica answers meanwhile, and publishes the volume to another node.
       await b.ControllerPublishVolume({ volume_id: id, node_id: 'node-02', volume_capability: SNW }, { deadlineMs: 5_000 });
-      published.set(id, ['node-02']);
+      volumes.add(id, ['node-02']);
       // On the stalled replica the volume stays locked until that call's work has stopped.
       const busy = await failure(a.ControllerPublishVolume({ volume_id: id, node_id: 'node-02', volume_capability: SNW }, { deadlineMs: 5_000 }), status.ABORTED);
       expect(busy.details).toContain('still stopping its work');

@@ -10,7 +10,7 @@ import { VolumeStore } from '../../src/volumes/store.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { nfsBackendConfig, startDriverWith, type RunningDriver } from '../support/driver.js';
 import { localBackend } from '../support/handlers.js';
-import { createRace, manyWriters, publishRace } from '../support/replica-races.js';
+import { createRace, MadeVolumes, manyWriters, publishRace } from '../support/replica-races.js';
 import { cat, failure, mountCap, recordOn, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
 
 if (process.env.IN_UML !== '1') throw new Error('the NFS tests run inside the guest: bash test/nfs/run.sh');
@@ -27,9 +27,7 @@ let replicaA: RunningDriver;
 let replicaB: RunningDriver;
 let a: CsiClient;
 let b: CsiClient;
-const volumes = new Set<string>();
-/** Volume ID -> the nodes it is still published to. */
-const published = new Map<string, string[]>();
+const volumes = new MadeVolumes();
 
 const publishedOnServer = async (id: string) => ((await recordOn(join(EXPORT_DIR, volumeDir(id)))).publications as { nodeId: string }[]).map((p) => p.nodeId);
 
@@ -44,11 +42,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  // Only the race winners hold publications: unpublish those, delete every volume (cheaper than every node × every volume).
-  for (const id of volumes) {
-    for (const node of published.get(id) ?? []) await a.ControllerUnpublishVolume({ volume_id: id, node_id: node }).catch(() => undefined);
-    await a.DeleteVolume({ volume_id: id }).catch(() => undefined);
-  }
+  await volumes.removeAll(a);
   await tearDown({ work, drivers: [{ driver: replicaA, csi: a }, { driver: replicaB, csi: b }], volumes: { controller: a, ids: [], nodeIds: [] }, servers: [] });
 }, 180_000);
 
@@ -57,8 +51,7 @@ describe('two controller processes on one NFS backend', () => {
     const tally: Record<string, number> = {};
     for (let round = 1; round <= ROUNDS; round++) {
       const race = await publishRace(a, b, NODES, `race-${round}`);
-      volumes.add(race.id);
-      published.set(race.id, race.winners);
+      volumes.add(race.id, race.winners);
       for (const code of race.codes) tally[code] = (tally[code] ?? 0) + 1;
       expect({ round, winners: race.winners.length }).toEqual({ round, winners: 1 });
       expect(race.codes.filter((c) => !['OK', 'ABORTED', 'FAILED_PRECONDITION'].includes(c))).toEqual([]);
