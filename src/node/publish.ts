@@ -36,7 +36,8 @@ export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
       let { entry: staged, table } = await answeringStagedMount(deps, req, signal, log);
       const current = mountAt(table, target);
       if (current) {
-        if (current.device === staged.device && isReadOnly(current) === readonly) return {};
+        // Already published here as asked. (Device and source: all NFS mounts of one server share a device.)
+        if (current.device === staged.device && sourceMatches(current, staged.source) && isReadOnly(current) === readonly) return {};
         await replaceBrokenTarget(mounter, current, staged, target, signal, log);
         table = await readMountTable(signal);
       }
