@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { unavailable } from '../csi/errors.js';
-import { mountAt, readMountTable } from '../mounts/mount-table.js';
+import { mountAt, readMountInfo, readMountTable } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import type { MountSpec } from '../mounts/spec.js';
 import type { ExportHandle } from './local-fs.js';
@@ -52,6 +52,9 @@ export class ExportMount {
   }
 
   private async ensureMounted(): Promise<void> {
+    // The common case, on every file operation: the export is mounted there and answers (mountinfo, no child process).
+    const mounted = (await readMountInfo()).filter((m) => m.target === this.dir).at(-1);
+    if (!this.isStale && mounted?.root === '/' && mounted.source === this.spec.source && this.spec.fstypes.includes(mounted.fstype)) return;
     const signal = new AbortController().signal;
     let current = mountAt(await readMountTable(), this.dir);
     if (current && this.spec.fstypes.includes(current.fstype) && current.source === this.spec.source) {

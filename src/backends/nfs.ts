@@ -17,7 +17,7 @@ import { checkOptions, splitOptions } from './options.js';
  * and a cached directory listing would hide a newer generation. These come after the backend's own
  * options, so they win over them.
  */
-const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0', 'actimeo=0', 'lookupcache=none'];
+const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0', 'acdirmin=0', 'acdirmax=0', 'lookupcache=positive'];
 
 /** Volumes on an NFS export: the controller works on a mount of the export root, nodes mount `share/<volume>`. */
 export class NfsBackend implements Backend {

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { run } from '../util/exec.js';
 
 export interface MountEntry {
@@ -16,6 +17,36 @@ export interface MountEntry {
 export async function readMountTable(signal?: AbortSignal): Promise<MountEntry[]> {
   const out = await run('findmnt', ['--list', '--json', '--output', 'TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN'], { timeoutMs: 10_000, signal });
   return parseFindmnt(out);
+}
+
+/** A line of /proc/self/mountinfo: the kernel's own view, with the mounted directory (`root`) of the filesystem. */
+export interface MountInfo {
+  target: string;
+  /** The directory of the filesystem mounted there: "/" unless it is a bind mount of a subdirectory. */
+  root: string;
+  fstype: string;
+  source: string;
+  device: string;
+}
+
+/**
+ * /proc/self/mountinfo, read in this process (no child process, and it touches no mount). Cheap
+ * enough for every file operation of the controller's NFS export mount, where findmnt's process
+ * would cost more than the operation.
+ */
+export async function readMountInfo(): Promise<MountInfo[]> {
+  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+export function parseMountInfo(text: string): MountInfo[] {
+  const unescape = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return text.split('\n').flatMap((line) => {
+    const [left, right] = line.split(' - ');
+    const l = left?.split(' ') ?? [];
+    const r = right?.split(' ') ?? [];
+    if (l.length < 5 || r.length < 2) return [];
+    return [{ device: l[2]!, root: unescape(l[3]!), target: unescape(l[4]!), fstype: r[0]!, source: unescape(r[1]!) }];
+  });
 }
 
 export function parseFindmnt(json: string): MountEntry[] {

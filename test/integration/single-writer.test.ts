@@ -232,4 +232,25 @@ describe('only the volume\'s own mounts are ever unmounted', () => {
       expect(await claimsOf(id)).toEqual([]);
     }
   }, 60_000);
+
+  it('a staging path and a target path that are themselves symlinks to directories: the same, nothing stacked, nothing left', async () => {
+    const elsewhere = join(nodeB.dir, 'elsewhere');
+    await mkdir(join(elsewhere, 'stage'), { recursive: true });
+    await mkdir(join(elsewhere, 'target'), { recursive: true });
+    await mkdir(join(nodeB.dir, 'links'), { recursive: true });
+    const staging = join(nodeB.dir, 'links', 'staging');
+    const target = join(nodeB.dir, 'links', 'target');
+    await symlink(join(elsewhere, 'stage'), staging);
+    await symlink(join(elsewhere, 'target'), target);
+    const id = await createVolume();
+    await nodeB.csi.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: RWO });
+    await nodeB.csi.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: RWO });
+    await nodeB.csi.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: RWO });
+    expect(await mountsUnder(elsewhere)).toHaveLength(2);
+    expect((await write(join(target, 'via-a-link.txt'), 'ok\n')).exitCode).toBe(0);
+    await nodeB.csi.NodeUnpublishVolume({ volume_id: id, target_path: target });
+    await nodeB.csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    expect(await mountsUnder(elsewhere)).toEqual([]);
+    expect(await readdir(join(nodeB.driver.dir, 'run', 'mounts')).catch(() => [])).toEqual([]);
+  }, 60_000);
 });

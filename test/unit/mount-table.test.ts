@@ -1,5 +1,5 @@
-// src/node/mount-table.ts: reading `findmnt --list --json --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN`.
-import { isReadOnly, mountAt, parseFindmnt, bindsOf, sourceMatches, type MountEntry } from '../../src/mounts/mount-table.js';
+// src/mounts/mount-table.ts: reading `findmnt --list --json --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN`, and /proc/self/mountinfo.
+import { isReadOnly, mountAt, parseFindmnt, parseMountInfo, readMountInfo, bindsOf, sourceMatches, type MountEntry } from '../../src/mounts/mount-table.js';
 
 const STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/0f3c/globalmount';
 const POD_A = '/var/lib/kubelet/pods/1111-aaaa/volumes/kubernetes.io~csi/pvc-1/mount';
@@ -172,5 +172,30 @@ describe('sourceMatches', () => {
     [NFS_STAGING, '10.0.0.6:/export/pvc-2', false],
   ])('%s against %j → %s', (target, source, matches) => {
     expect(sourceMatches(mountAt(table, target)!, source)).toBe(matches);
+  });
+});
+
+describe('parseMountInfo', () => {
+  const text = [
+    '22 27 0:21 / /proc rw,relatime - proc proc rw',
+    '61 27 0:52 / /run/tether/controller/nfs rw,relatime shared:30 - nfs4 127.0.0.1:/export rw,vers=4.2',
+    '70 27 0:53 / /var/lib/kubelet/plugins/pv\\040with\\040space/globalmount rw,nosuid,nodev,relatime shared:31 - fuse.sshfs root@127.0.0.1:/srv/box/pvc-1 rw,user_id=0',
+    '71 27 0:53 /data /var/lib/kubelet/pods/p1/mount rw,nosuid,nodev,relatime shared:31 - fuse.sshfs root@127.0.0.1:/srv/box/pvc-1 rw,user_id=0',
+    '72 27 0:54 / /mnt/no\\011tab rw master:1 propagate_from:2 - tmpfs tmpfs rw',
+    '',
+  ].join('\n');
+
+  test('reads mount point, root, type, source and device of each line; optional fields and escapes handled', () => {
+    expect(parseMountInfo(text)).toEqual([
+      { device: '0:21', root: '/', target: '/proc', fstype: 'proc', source: 'proc' },
+      { device: '0:52', root: '/', target: '/run/tether/controller/nfs', fstype: 'nfs4', source: '127.0.0.1:/export' },
+      { device: '0:53', root: '/', target: '/var/lib/kubelet/plugins/pv with space/globalmount', fstype: 'fuse.sshfs', source: 'root@127.0.0.1:/srv/box/pvc-1' },
+      { device: '0:53', root: '/data', target: '/var/lib/kubelet/pods/p1/mount', fstype: 'fuse.sshfs', source: 'root@127.0.0.1:/srv/box/pvc-1' },
+      { device: '0:54', root: '/', target: '/mnt/no\ttab', fstype: 'tmpfs', source: 'tmpfs' },
+    ]);
+  });
+
+  test('this process\'s own table parses, and has /', async () => {
+    expect((await readMountInfo()).some((m) => m.target === '/')).toBe(true);
   });
 });
