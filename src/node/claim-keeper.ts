@@ -6,7 +6,7 @@ import { bindsOf, readMountTable, type MountEntry } from '../mounts/mount-table.
 import type { Mounter } from '../mounts/mounter.js';
 import type { Backends } from '../volumes/registry.js';
 import { hasClaim, releaseClaim } from './claims.js';
-import { volumeIdOf, volumeSpec } from './volume-mounts.js';
+import { mountedHere, volumeIdOf, volumeSpec } from './volume-mounts.js';
 
 export interface ClaimKeeperOptions {
   backends: Backends;
@@ -135,6 +135,7 @@ export class ClaimKeeper {
       await mounter.removeSecrets(staging);
       await mkdir(path.dirname(this.markerOf(staging)), { recursive: true, mode: 0o700 });
       await writeFile(this.markerOf(staging), volumeId, { mode: 0o600 });
+      if (mountedHere(await readMountTable(signal), spec.source)) return; // staged at another path too: that one keeps the claim
       await releaseClaim(backends, volumeId, nodeId, signal).catch(() => this.releaseLater(volumeId));
       log.info({ volume: volumeId, staging, graceMs: this.options.graceMs }, 'let go of a volume no workload used for the grace period: unstaged, claim released');
     } catch (err) {

@@ -16,7 +16,7 @@ import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';
 import { claimForStage, releaseClaim } from './claims.js';
-import { foreignMount, LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
+import { foreignMount, mountedHere, LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
 
 type StageRequest = RequestOfRpc<NodeRpcs['NodeStageVolume']>;
 
@@ -66,6 +66,10 @@ export function unstageVolume({ backends, mounter, nodeId, claims }: NodeDeps): 
       }
       await mounter.removeSecrets(staging);
       await claims.forget(staging);
+      if (mountedHere(entry ? await readMountTable(signal) : table, spec.source)) {
+        log.info({ staging }, 'the volume is still mounted elsewhere on this node (another staging path): its claim stays');
+        return {};
+      }
       // The unmount is done: a backend that does not answer must not hold NodeUnstage up. The claim goes later, then.
       await withTimeout(releaseClaim(backends, req.volume_id, nodeId, signal), CLAIM_RELEASE_BUDGET_MS, 'releasing the claim').catch(async (err: unknown) => {
         log.warn({ err: (err as Error).message }, "unstaged, but this node's claim could not be released yet; retrying in the background");

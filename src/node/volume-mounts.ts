@@ -29,6 +29,9 @@ export function isTetherVolume(backends: Backends, id: string): boolean {
 export const foreignMount = (path: string, entry: MountEntry, id: string) =>
   precondition(`${path} holds ${entry.source} (${entry.fstype}), not volume ${id}; it is left as it is`);
 
+/** True if anything of the volume with this mount source is still mounted on this node (a staging mount or a bind). */
+export const mountedHere = (table: readonly MountEntry[], source: string): boolean => table.some((m) => sourceMatches(m, source));
+
 /** The mount of volume `id` at `target`, checked to be that volume's; NOT_FOUND if absent. */
 export async function volumeMountAt(backends: Backends, id: string, target: string, signal: AbortSignal) {
   const { source } = volumeSpec(backends, id);

@@ -102,6 +102,18 @@ describe('without ControllerPublish, node claims keep a single-writer volume on 
     await unstage(nodeB, id, 'app');
   }, 60_000);
 
+  it('a NodeUnstage of another staging path (a confused CO) leaves the claim: the volume is still staged here', async () => {
+    const id = await createVolume();
+    await stage(nodeA, id, 'app');
+    await nodeA.csi.NodeUnstageVolume({ volume_id: id, staging_target_path: paths(nodeA, 'elsewhere').staging });
+    expect(await isMounted(paths(nodeA, 'app').staging)).toBe(true);
+    expect(await claimsOf(id)).toEqual(['node-a']);
+    expect((await failure(stage(nodeB, id, 'app'), status.FAILED_PRECONDITION)).details).toContain('node-a');
+    nodeB.staged.delete(paths(nodeB, 'app').staging);
+    await unstage(nodeA, id, 'app');
+    expect(await claimsOf(id)).toEqual([]);
+  }, 60_000);
+
   it('published to node-b by ControllerPublish, the volume cannot be staged for writing on node-c', async () => {
     const id = await createVolume();
     await controller.ControllerPublishVolume({ volume_id: id, node_id: 'node-b', volume_capability: RWO });
