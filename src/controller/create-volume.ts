@@ -92,7 +92,7 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
  * name in its directory, a size outside the range, another backend, another content source.
  * onDelete may differ: it is mutable.
  */
-export function createConflict(existing: VolumeRecord, req: Pick<CreateRequest, 'name' | 'capacity_range' | 'parameters'>, dir: string, sourceId: string | undefined): string | undefined {
+function createConflict(existing: VolumeRecord, req: Pick<CreateRequest, 'name' | 'capacity_range' | 'parameters'>, dir: string, sourceId: string | undefined): string | undefined {
   if (existing.name !== req.name) return `its directory ${dir} belongs to volume "${existing.name}"`;
   if (!fitsRange(existing.capacityBytes, req.capacity_range)) return `it exists with ${existing.capacityBytes} bytes, outside the requested capacity range`;
   if ((existing.parameters.backend ?? '') !== (req.parameters?.backend ?? '')) return 'it exists with other parameters';

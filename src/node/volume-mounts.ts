@@ -16,7 +16,7 @@ export function volumeSpec(backends: Backends, id: string): MountSpec {
 }
 
 /** True if tether could have made this volume ID (it names a configured backend and a valid directory). */
-export function isTetherVolume(backends: Backends, id: string): boolean {
+function isTetherVolume(backends: Backends, id: string): boolean {
   try {
     backends.locateVolume(id);
     return true;

@@ -65,7 +65,7 @@ export interface Holders {
 const writes = (p: Publication) => !p.readonly && !isReadOnlyMode(p.accessMode);
 
 /** True if `request` would write a volume that only one node may write at a time. */
-export const isSingleWriter = (request: Publication) => writes(request) && (isSingleNode(request.accessMode) || request.accessMode === 'MULTI_NODE_SINGLE_WRITER');
+const isSingleWriter = (request: Publication) => writes(request) && (isSingleNode(request.accessMode) || request.accessMode === 'MULTI_NODE_SINGLE_WRITER');
 
 /**
  * The first holder on another node that `request` cannot share the volume with, and why: a
