@@ -39,7 +39,7 @@ beforeAll(async () => {
   b = csiClient(replicaB.endpoint);
   const store = new VolumeStore(localBackend('nfs', EXPORT_DIR)); // the server's own directory, as node plugins' registration writes it
   for (const node of NODES) await store.registerNode(node, 0, new Date());
-}, 60_000);
+}, 150_000);
 
 afterAll(async () => {
   await volumes.removeAll(a);
@@ -92,7 +92,7 @@ describe('two node plugins on one NFS backend, no ControllerPublish', () => {
     nodeB = await startDriverWith([nfsBackendConfig()], { mode: 'node', nodeId: 'node-b' });
     na = csiClient(nodeA.endpoint);
     nb = csiClient(nodeB.endpoint);
-  }, 60_000);
+  }, 150_000);
   afterAll(async () => {
     await tearDown({ work: undefined, drivers: [{ driver: nodeA, csi: na, staged, published: publishedTargets }, { driver: nodeB, csi: nb, staged }], servers: [] });
   }, 120_000);

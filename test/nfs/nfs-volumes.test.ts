@@ -89,7 +89,7 @@ beforeAll(async () => {
   driver = await startDriverWith([nfsBackendConfig()], { nodeId: 'node-a' });
   csi = csiClient(driver.endpoint);
   await csi.NodeGetInfo({}); // registers node-a, as kubelet's registration does
-}, 60_000);
+}, 150_000);
 
 afterAll(async () => {
   await server('start').catch(() => undefined); // a test that failed half-way may have left it down

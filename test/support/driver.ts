@@ -82,12 +82,13 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';
   child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 15_000;
+  // Generous: under user-mode Linux a cold start reads node_modules through hostfs (5-20 s measured).
+  const deadline = Date.now() + 60_000;
   while (!(await access(socket).then(() => true, () => false))) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
-      throw new Error(`driver did not start:\n${output}`);
+      throw new Error(`driver did not start (exit code ${child.exitCode}, signal ${child.signalCode}):\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
