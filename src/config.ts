@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { backendSchema, type BackendConfig } from './backends/config.js';
+import { DEFAULT_LEASE_TERMS, leaseTermsProblem, type LeaseTerms } from './volumes/lease.js';
 
 export type Mode = 'all' | 'controller' | 'node';
 
@@ -18,10 +19,21 @@ const fileConfig = z
     maxVolumesPerNode: z.number().int().min(0).default(0),
     /** Node: how long a claimed volume (a CO without ControllerPublish) may stay staged with no workload before the node unstages it itself; 0 = never. */
     releaseIdleAfterSeconds: z.number().int().min(0).max(86_400).default(30),
+    /** Writer leases of exclusively staged volumes (see README, "Single writer"): checked against each other. */
+    lease: z
+      .object({
+        termSeconds: z.number().positive().default(DEFAULT_LEASE_TERMS.termMs / 1000),
+        renewSeconds: z.number().positive().default(DEFAULT_LEASE_TERMS.renewMs / 1000),
+        fenceMarginSeconds: z.number().positive().default(DEFAULT_LEASE_TERMS.marginMs / 1000),
+      })
+      .strict()
+      .prefault({}),
     backends: z.array(backendSchema).min(1, 'at least one backend is required'),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    const problem = leaseTermsProblem(leaseTerms(cfg.lease));
+    if (problem) ctx.addIssue({ code: 'custom', path: ['lease'], message: problem });
     const seen = new Set<string>();
     cfg.backends.forEach((b, i) => {
       if (seen.has(b.name)) ctx.addIssue({ code: 'custom', path: ['backends', i, 'name'], message: `duplicate backend name "${b.name}"` });
@@ -40,8 +52,15 @@ export interface Config {
   runtimeDir: string;
   maxVolumesPerNode: number;
   releaseIdleAfterSeconds: number;
+  lease: LeaseTerms;
   backends: BackendConfig[];
 }
+
+const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginSeconds: number }): LeaseTerms => ({
+  termMs: Math.round(l.termSeconds * 1000),
+  renewMs: Math.round(l.renewSeconds * 1000),
+  marginMs: Math.round(l.fenceMarginSeconds * 1000),
+});
 
 /** A problem with the command line or the config file: printed as one line, exit code 2. */
 export class ConfigError extends Error {}
@@ -95,6 +114,7 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     runtimeDir: file.runtimeDir,
     maxVolumesPerNode: file.maxVolumesPerNode,
     releaseIdleAfterSeconds: file.releaseIdleAfterSeconds,
+    lease: leaseTerms(file.lease),
     backends: file.backends,
   };
 }

@@ -16,7 +16,10 @@ import { identityService, VERSION } from './identity.js';
 import { readMountTable } from './mounts/mount-table.js';
 import { Mounter } from './mounts/mounter.js';
 import { ClaimKeeper } from './node/claim-keeper.js';
+import { LeaseKeeper } from './node/leases.js';
 import { nodeService } from './node/service.js';
+import { monotonicMs } from './util/time.js';
+import { LeaseWatch } from './volumes/lease.js';
 import { Backends } from './volumes/registry.js';
 
 const REGISTER_RETRY_MS = 30_000;
@@ -35,17 +38,23 @@ async function main(): Promise<void> {
   const register = registration(config, backends, log);
 
   const services: ServiceSet = { Identity: identityService(config.driverName, config.mode !== 'node') };
+  const watch = new LeaseWatch(config.lease.termMs, monotonicMs);
   if (config.mode !== 'node') {
-    const deps = { backends, now: () => new Date() };
+    const deps = { backends, now: () => new Date(), watch, metrics };
     services.Controller = controllerService(deps);
     services.GroupController = groupControllerService(deps);
   }
   const locks = new KeyedLocks();
   let claims: ClaimKeeper | undefined;
+  let leases: LeaseKeeper | undefined;
   if (config.mode !== 'controller') {
     const mounter = new Mounter(config.runtimeDir, log);
-    claims = new ClaimKeeper({ backends, mounter, locks, nodeId: config.nodeId, runtimeDir: config.runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, log });
-    services.Node = nodeService({ backends, mounter, claims, nodeId: config.nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    const { nodeId, runtimeDir } = config;
+    leases = new LeaseKeeper({ backends, mounter, nodeId, terms: config.lease, runtimeDir, metrics, log });
+    claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, leases, log });
+    const leaseContext = { watch, termMs: config.lease.termMs };
+    services.Node = nodeService({ backends, mounter, claims, leases, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    await leases.resume();
     claims.reconcile(await readMountTable());
     await claims.resumeReleases();
   }
@@ -58,6 +67,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down; mounts stay in place');
     server.tryShutdown(() => undefined);
     claims?.close();
+    leases?.close();
     metricsServer?.server.close();
     void backends.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();

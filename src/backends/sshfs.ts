@@ -81,6 +81,7 @@ export class SshfsBackend implements Backend {
       ],
       secretFiles: { id: this.privateKey, known_hosts: `${knownHost} ${hostKey}\n` },
       cutoff: 'abort-fuse',
+      server: { host, port },
       readAheadKb: READ_AHEAD_KB,
     };
   }

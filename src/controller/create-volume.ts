@@ -75,6 +75,8 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
         createdAt: now().toISOString(),
         publications: [],
         claims: [],
+        leases: [],
+        takeovers: [],
       };
       // Another controller may make the same volume at the same time: the record that stands is checked like any existing one.
       const standing = (await store.readVolume(ref.dir, signal)) ?? (await store.createVolume(ref.dir, record, source?.dataPath, signal));

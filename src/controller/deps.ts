@@ -1,3 +1,5 @@
+import type { Metrics } from '../grpc/metrics.js';
+import type { LeaseWatch } from '../volumes/lease.js';
 import type { Backends } from '../volumes/registry.js';
 
 /** What every controller RPC works with. */
@@ -5,4 +7,7 @@ export interface ControllerDeps {
   backends: Backends;
   /** The clock of records' timestamps (tests set it). */
   now: () => Date;
+  /** This process's watch over nodes' leases: a ControllerPublish takes over only a lease it saw lapse. */
+  watch: LeaseWatch;
+  metrics: Metrics;
 }

@@ -4,6 +4,7 @@ import { requireFields } from '../grpc/validate.js';
 import { decidePublish, requireCapability } from '../volumes/access.js';
 import { volumeId } from '../volumes/ids.js';
 import { live, type Backends } from '../volumes/registry.js';
+import { applyTakeover, planTakeover, type TakeoverPlan } from '../volumes/takeover.js';
 import { checkMountFlags } from './capabilities.js';
 import type { ControllerDeps } from './deps.js';
 
@@ -13,26 +14,35 @@ import type { ControllerDeps } from './deps.js';
  * The record changes by compare-and-swap: of two controllers publishing a single-node volume to two
  * nodes at once, one wins and the other decides again on the winner's record (FAILED_PRECONDITION).
  */
-export function publishVolume({ backends }: ControllerDeps): ControllerRpcs['ControllerPublishVolume'] {
+export function publishVolume({ backends, watch, metrics, now }: ControllerDeps): ControllerRpcs['ControllerPublishVolume'] {
   return {
     validate(req) {
       requireFields(req, 'volume_id', 'node_id');
       requireCapability(req.volume_capability, 'volume_capability');
     },
     lockKey: (req) => req.volume_id,
-    async handle(req, { signal }) {
+    async handle(req, { signal, log }) {
       const { ref, store, record } = await backends.resolveVolume(req.volume_id, 'volume', signal);
       const node = await findNode(backends, req.node_id, signal);
       if (!node) throw notFound(`node ${req.node_id} is not known to tether: no tether node plugin with this ID has registered`);
       checkMountFlags(store, req.volume_capability ? [req.volume_capability] : []);
       const publication = { nodeId: req.node_id, accessMode: requireCapability(req.volume_capability, 'volume_capability'), readonly: Boolean(req.readonly) };
-      if (decidePublish(record, publication) === 'add' && node.maxVolumes && (await publishedTo(backends, req.node_id, req.volume_id, signal)) >= node.maxVolumes) {
+      if (decidePublish(planTakeover(req.volume_id, record, publication, watch).holders, publication) === 'add' && node.maxVolumes && (await publishedTo(backends, req.node_id, req.volume_id, signal)) >= node.maxVolumes) {
         throw resourceExhausted(`node ${req.node_id} already has ${node.maxVolumes} tether volumes published, its limit (maxVolumesPerNode)`);
       }
+      let taken: TakeoverPlan | undefined;
       await store.updateVolume(ref.dir, (current) => {
         const volume = live(current, req.volume_id);
-        return decidePublish(volume, publication) === 'add' ? { ...volume, publications: [...volume.publications, publication] } : volume;
+        const { holders, plan } = planTakeover(req.volume_id, volume, publication, watch);
+        taken = undefined;
+        if (decidePublish(holders, publication) === 'exists') return volume;
+        taken = plan;
+        return applyTakeover({ ...volume, publications: [...volume.publications, publication] }, plan, req.node_id, now());
       }, signal);
+      if (taken?.from.length) {
+        metrics.takeovers.inc({ backend: store.backend.name }, taken.from.length);
+        log.warn({ event: 'lease-takeover', volume: req.volume_id, from: taken.from, to: req.node_id, watchedMs: Math.round(taken.watchedMs) }, 'took the volume over from a node that stopped renewing its lease');
+      }
       return { publish_context: {} };
     },
   };

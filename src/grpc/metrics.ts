@@ -1,7 +1,7 @@
 import http from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Prometheus metrics of one driver process: calls, errors by gRPC code, latency. */
+/** Prometheus metrics of one driver process: calls, errors by gRPC code, latency; leases taken over, fences. */
 export class Metrics {
   readonly registry = new Registry();
   readonly calls = new Counter({
@@ -21,6 +21,30 @@ export class Metrics {
     help: 'Time to answer a CSI call, by method',
     labelNames: ['method'] as const,
     buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly takeovers = new Counter({
+    name: 'tether_lease_takeovers_total',
+    help: 'Leases taken over from a node that stopped renewing them (watched unrenewed for a full term), by backend',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
+  readonly fences = new Counter({
+    name: 'tether_lease_fences_total',
+    help: 'Volumes this node fenced itself off (its lease could not be renewed in time, or was taken), by backend and reason',
+    labelNames: ['backend', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly renewalFailures = new Counter({
+    name: 'tether_lease_renewal_failures_total',
+    help: 'Lease renewals that did not go through (the backend did not answer in time), by backend',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
+  readonly leasesHeld = new Gauge({
+    name: 'tether_leases_held',
+    help: 'Writer leases this node holds and renews',
     registers: [this.registry],
   });
 

@@ -27,6 +27,8 @@ export interface MountSpec {
    * no mount option for it (NFS): the node gives the directory to that group, setgid, at stage.
    */
   groupAccess?: number;
+  /** The server the mount talks to (a fence resets every connection to it that no process owns any more). */
+  server?: { host: string; port: number };
   /** Read-ahead to set on the mount's backing device (FUSE defaults to 128 KiB), if any. */
   readAheadKb?: number;
 }

@@ -6,6 +6,7 @@ import { bindsOf, readMountTable, type MountEntry } from '../mounts/mount-table.
 import type { Mounter } from '../mounts/mounter.js';
 import type { Backends } from '../volumes/registry.js';
 import { hasClaim, releaseClaim } from './claims.js';
+import type { LeaseKeeper } from './leases.js';
 import { mountedHere, volumeIdOf, volumeSpec } from './volume-mounts.js';
 
 export interface ClaimKeeperOptions {
@@ -19,6 +20,8 @@ export interface ClaimKeeperOptions {
   graceMs: number;
   /** How often to try again to release a claim the backend did not answer for. */
   retryMs: number;
+  /** This node's leases: one let go of with its claim. */
+  leases: LeaseKeeper;
   log: Logger;
 }
 
@@ -136,6 +139,7 @@ export class ClaimKeeper {
       await mkdir(path.dirname(this.markerOf(staging)), { recursive: true, mode: 0o700 });
       await writeFile(this.markerOf(staging), volumeId, { mode: 0o600 });
       if (mountedHere(await readMountTable(signal), spec.source)) return; // staged at another path too: that one keeps the claim
+      await this.options.leases.release(volumeId);
       await releaseClaim(backends, volumeId, nodeId, signal).catch(() => this.releaseLater(volumeId));
       log.info({ volume: volumeId, staging, graceMs: this.options.graceMs }, 'let go of a volume no workload used for the grace period: unstaged, claim released');
     } catch (err) {

@@ -1,6 +1,9 @@
 import type { Mounter } from '../mounts/mounter.js';
 import type { Backends } from '../volumes/registry.js';
+import type { Metrics } from '../grpc/metrics.js';
 import type { ClaimKeeper } from './claim-keeper.js';
+import type { LeaseContext } from './claims.js';
+import type { LeaseKeeper } from './leases.js';
 
 /** What every node RPC works with. */
 export interface NodeDeps {
@@ -10,6 +13,11 @@ export interface NodeDeps {
   maxVolumesPerNode: number;
   /** Lets go of this node's claims: of volumes a CO left staged with no workload, and those NodeUnstage could not reach the backend for. */
   claims: ClaimKeeper;
+  /** Renews this node's leases, and fences a volume whose lease it cannot renew. */
+  leases: LeaseKeeper;
+  /** This process's watch over other nodes' leases, and the term of the leases it takes. */
+  leaseContext: LeaseContext;
+  metrics: Metrics;
   /** Called by NodeGetInfo: (re-)registers this node with every backend. */
   register(): Promise<void>;
 }

@@ -88,9 +88,13 @@ export function unpublishVolume({ backends, mounter, claims }: NodeDeps): NodeRp
  * The volume's staging mount, answering. A pod restart is how a user recovers a volume whose server
  * went away for good (stale handle): the staging mount is made again here, from the same capability
  * NodeStage had. One whose server merely does not answer is UNAVAILABLE at once. A volume the node
- * let go of by itself while the CO still thought it staged is staged again, claim and all.
+ * let go of by itself while the CO still thought it staged is staged again, claim and all. A fenced
+ * volume is not: only a new NodeStage may take its lease again.
  */
-async function answeringStagedMount({ backends, mounter, nodeId, claims }: NodeDeps, req: PublishRequest, signal: AbortSignal, log: Logger) {
+async function answeringStagedMount(deps: NodeDeps, req: PublishRequest, signal: AbortSignal, log: Logger) {
+  const { backends, mounter, claims, leases } = deps;
+  const fence = await leases.fenceOf(req.volume_id);
+  if (fence) throw precondition(`volume ${req.volume_id} was fenced on this node at ${fence.at}: ${fence.reason}; it must be unstaged and staged again (restart the pod) before it can be published here`);
   const staging = await resolvePath(req.staging_target_path);
   const stagedMount = () =>
     volumeMountAt(backends, req.volume_id, staging, signal).catch((err: unknown) => {
@@ -98,7 +102,7 @@ async function answeringStagedMount({ backends, mounter, nodeId, claims }: NodeD
     });
   if (!mountAt(await readMountTable(signal), staging) && (await claims.wasReleased(req.volume_id, staging))) {
     log.info({ staging }, 'the node had let go of this idle volume; staging it again');
-    await stageWithClaim(backends, mounter, nodeId, req, staging, signal, log);
+    await stageWithClaim(deps, req, staging, signal, log);
     await claims.forget(staging);
   }
   const staged = await stagedMount();

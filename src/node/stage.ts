@@ -9,7 +9,7 @@ import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
 import { resolvePath } from '../mounts/paths.js';
 import type { MountSpec } from '../mounts/spec.js';
-import { isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
+import { fencesOnLoss, isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
 import type { Backends } from '../volumes/registry.js';
 import { DATA_DIR } from '../volumes/store.js';
 import { run } from '../util/exec.js';
@@ -28,7 +28,7 @@ const CLAIM_RELEASE_BUDGET_MS = 2_000;
  * CO skips ControllerPublish (see claims.ts), then mounts the volume's directory at the staging
  * path (sshfs or NFS), once.
  */
-export function stageVolume({ backends, mounter, nodeId, claims }: NodeDeps): NodeRpcs['NodeStageVolume'] {
+export function stageVolume(deps: NodeDeps): NodeRpcs['NodeStageVolume'] {
   return {
     validate(req) {
       requireFields(req, 'volume_id', 'staging_target_path');
@@ -37,8 +37,8 @@ export function stageVolume({ backends, mounter, nodeId, claims }: NodeDeps): No
     lockKey: (req) => req.volume_id,
     async handle(req, { signal, log }) {
       const staging = await resolvePath(req.staging_target_path);
-      await stageWithClaim(backends, mounter, nodeId, req, staging, signal, log);
-      await claims.forget(staging);
+      await stageWithClaim(deps, req, staging, signal, log);
+      await deps.claims.forget(staging);
       return {};
     },
   };
@@ -49,7 +49,7 @@ export function stageVolume({ backends, mounter, nodeId, claims }: NodeDeps): No
  * never anything but this volume's own mount — cutting it off its server the way the volume's
  * backend says if umount alone does not finish; removes the key copy and this node's claim.
  */
-export function unstageVolume({ backends, mounter, nodeId, claims }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
+export function unstageVolume({ backends, mounter, nodeId, claims, leases }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'staging_target_path'),
     lockKey: (req) => req.volume_id,
@@ -70,6 +70,8 @@ export function unstageVolume({ backends, mounter, nodeId, claims }: NodeDeps): 
         log.info({ staging }, 'the volume is still mounted elsewhere on this node (another staging path): its claim stays');
         return {};
       }
+      await leases.release(req.volume_id);
+      await leases.clearFence(req.volume_id);
       // The unmount is done: a backend that does not answer must not hold NodeUnstage up. The claim goes later, then.
       await withTimeout(releaseClaim(backends, req.volume_id, nodeId, signal), CLAIM_RELEASE_BUDGET_MS, 'releasing the claim').catch(async (err: unknown) => {
         log.warn({ err: (err as Error).message }, "unstaged, but this node's claim could not be released yet; retrying in the background");
@@ -80,17 +82,33 @@ export function unstageVolume({ backends, mounter, nodeId, claims }: NodeDeps): 
   };
 }
 
-/** Claims the volume where needed, then stages it; a claim this call added is taken back if the mount fails. */
-export async function stageWithClaim(backends: Backends, mounter: Mounter, nodeId: string, req: Pick<StageRequest, 'volume_id' | 'volume_capability'>, staging: string, signal: AbortSignal, log: Logger): Promise<void> {
+/**
+ * Claims the volume and takes its lease where needed (taking over leases that lapsed), starts
+ * renewing the lease, then stages the volume; what this call added is taken back if the mount fails.
+ */
+export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'volume_id' | 'volume_capability'>, staging: string, signal: AbortSignal, log: Logger): Promise<void> {
+  const { backends, mounter, nodeId, leases, metrics } = deps;
   const spec = stagingSpec(backends, req);
   const mode = requireCapability(req.volume_capability, 'volume_capability');
-  const added = await claimForStage(backends, req.volume_id, { nodeId, accessMode: mode, readonly: isReadOnlyMode(mode) }, signal);
+  const request = { nodeId, accessMode: mode, readonly: isReadOnlyMode(mode) };
+  const held = leases.isHolding(req.volume_id);
+  const claim = await claimForStage(backends, req.volume_id, request, deps.leaseContext, signal);
+  const backend = backends.locateVolume(req.volume_id).store.backend.name;
+  if (claim.takeover.from.length) {
+    metrics.takeovers.inc({ backend }, claim.takeover.from.length);
+    log.warn({ event: 'lease-takeover', volume: req.volume_id, from: claim.takeover.from, to: nodeId, watchedMs: Math.round(claim.takeover.watchedMs) }, 'took the volume over from a node that stopped renewing its lease');
+  }
+  if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, fencesOnLoss(request));
   try {
     await stageAt(mounter, spec, staging, signal, log);
   } catch (err) {
-    if (added) await releaseClaim(backends, req.volume_id, nodeId).catch(() => undefined);
+    if (claim.added || (claim.lease && !held)) {
+      await leases.release(req.volume_id);
+      await releaseClaim(backends, req.volume_id, nodeId).catch(() => undefined);
+    }
     throw err;
   }
+  await leases.clearFence(req.volume_id);
 }
 
 /** How to mount a volume at its staging path, for the capability the CO asks with (checked against the allowlist). */

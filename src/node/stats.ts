@@ -7,13 +7,19 @@ import { PROBE_TIMEOUT_MS, volumeMountAt } from './volume-mounts.js';
 
 /**
  * NodeGetVolumeStats: bytes and inodes of the volume's mount, from statfs in a child process with a
- * timeout; a mount that does not answer is reported abnormal, saying whether it can heal by itself.
+ * timeout; a mount that does not answer is reported abnormal, saying whether it can heal by itself,
+ * and a fenced one says why it was fenced.
  */
-export function volumeStats({ backends }: NodeDeps): NodeRpcs['NodeGetVolumeStats'] {
+export function volumeStats({ backends, leases }: NodeDeps): NodeRpcs['NodeGetVolumeStats'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'volume_path'),
     async handle(req, { signal }) {
       const { entry } = await volumeMountAt(backends, req.volume_id, req.volume_path, signal);
+      const fence = await leases.fenceOf(req.volume_id);
+      if (fence) {
+        const message = `volume was fenced on this node at ${fence.at}: ${fence.reason}; writes fail with I/O errors and nothing buffered here reaches the server; restart the pod to stage it again (another node may hold it now)`;
+        return { usage: [], volume_condition: { abnormal: true, message } };
+      }
       const health = await probeMount(entry.target, PROBE_TIMEOUT_MS, signal);
       if (!health.ok) {
         const hint = health.kind === 'gone' ? ' (the mount cannot recover by itself: restarting the pod mounts the volume again)' : '';

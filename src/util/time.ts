@@ -17,3 +17,9 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Milliseconds on the system's monotonic clock (CLOCK_MONOTONIC, shared by every process since boot):
+ * never jumps with the wall clock, and a restarted process reads on from where the last one was.
+ */
+export const monotonicMs = (): number => Number(process.hrtime.bigint() / 1_000_000n);

@@ -56,16 +56,56 @@ export interface Publication {
   readonly: boolean;
 }
 
-/** Those who hold a volume: the nodes it is published to (ControllerPublish) and those that claimed it (NodeStage without one). */
+/** Another node's lease as the caller sees it: how long until the caller may take it over (LeaseWatch); 0: now. */
+export interface WatchedLease extends Publication {
+  takeoverInMs: number;
+}
+
+/**
+ * Those who hold a volume: the nodes it is published to (ControllerPublish), those that claimed it
+ * (NodeStage without one), and those that hold its lease (staged exclusively: see lease.ts).
+ */
 export interface Holders {
   publications: readonly Publication[];
   claims: readonly Publication[];
+  leases?: readonly WatchedLease[];
 }
 
 const writes = (p: Publication) => !p.readonly && !isReadOnlyMode(p.accessMode);
 
 /** True if `request` would write a volume that only one node may write at a time. */
 const isSingleWriter = (request: Publication) => writes(request) && (isSingleNode(request.accessMode) || request.accessMode === 'MULTI_NODE_SINGLE_WRITER');
+
+/** True if `p` holds the volume exclusively — a single-node mode, or the one writer of MULTI_NODE_SINGLE_WRITER: it takes a lease. */
+export const isExclusive = (p: Publication) => isSingleNode(p.accessMode) || isSingleWriter(p);
+
+/** True if the holder must fence itself when it cannot renew its lease: it writes, and another node could take over. */
+export const fencesOnLoss = (p: Publication) => isExclusive(p) && writes(p);
+
+/** Other nodes whose leases stand in `request`'s way and were watched unrenewed for a full term: `request` takes them over. */
+export function leasesToTakeOver(holders: Holders, request: Publication): string[] {
+  return (holders.leases ?? []).filter((l) => l.nodeId !== request.nodeId && l.takeoverInMs === 0 && conflict([l], request)).map((l) => l.nodeId);
+}
+
+/** `holders` without these nodes' claims and leases (taken over); their publications are the CO's and stay. */
+export function withoutNodes<H extends Holders>(holders: H, nodes: readonly string[]): H {
+  if (!nodes.length) return holders;
+  const kept = <T extends Publication>(list: readonly T[]) => list.filter((p) => !nodes.includes(p.nodeId));
+  return { ...holders, claims: kept(holders.claims), leases: kept(holders.leases ?? []) };
+}
+
+/** FAILED_PRECONDITION if another node's lease forbids `request`, naming the node and when it could be taken over at the earliest. */
+function refuseLeased(holders: Holders, request: Publication): void {
+  const others = (holders.leases ?? []).filter((l) => l.nodeId !== request.nodeId);
+  const found = conflict(others, request);
+  if (!found) return;
+  const lease = others.find((l) => l.nodeId === found.holder.nodeId)!;
+  const node = lease.nodeId;
+  const seconds = Math.max(1, Math.ceil(lease.takeoverInMs / 1000));
+  throw precondition(
+    `volume is held by node ${node} (${describe(lease)}), whose writer lease is live: ${found.why}; it can be taken over in ${seconds} s at the earliest, and only if node ${node} stops renewing it (it unstages the volume, or it is cut off and fences itself)`,
+  );
+}
 
 /**
  * The first holder on another node that `request` cannot share the volume with, and why: a
@@ -104,6 +144,7 @@ export function decidePublish(holders: Holders, request: Publication): 'exists' 
     const node = claimed.holder.nodeId;
     throw precondition(`volume is staged on node ${node} (no ControllerPublish there) and ${claimed.why}; it must be unstaged there first`);
   }
+  refuseLeased(holders, request);
   return 'add';
 }
 
@@ -123,6 +164,7 @@ export function decideNodeStage(holders: Holders, request: Publication): Publica
       const nodes = holders.publications.map((p) => p.nodeId).join(', ');
       throw precondition(`volume is published to node ${nodes} (ControllerPublishVolume), not to node ${request.nodeId}; as ${describe(request)} it can be staged only there`);
     }
+    refuseLeased(holders, request);
     return undefined;
   }
   const own = holders.claims.find((c) => c.nodeId === request.nodeId);
@@ -131,6 +173,7 @@ export function decideNodeStage(holders: Holders, request: Publication): Publica
     const node = claimed.holder.nodeId;
     throw precondition(`volume is staged on node ${node} and ${claimed.why}; it can be staged on node ${request.nodeId} once node ${node} has unstaged it`);
   }
+  refuseLeased(holders, request);
   if (own && own.accessMode === request.accessMode && own.readonly === request.readonly) return undefined;
   return { nodeId: request.nodeId, accessMode: request.accessMode, readonly: request.readonly };
 }

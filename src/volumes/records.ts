@@ -14,6 +14,20 @@ const publication = z.object({
 /** A node that staged the volume with no ControllerPublish for it (a CO that does not call it): see decideNodeStage. */
 const claim = publication.extend({ claimedAt: z.string() });
 
+/**
+ * The lease of a node that staged the volume exclusively (see lease.ts): renewed by bumping
+ * `renewals`; `id` is new each time a lease is taken, so a newcomer never mistakes one for another.
+ */
+const lease = publication.extend({
+  id: z.string().min(1),
+  renewals: z.number().int().nonnegative(),
+  termMs: z.number().int().positive(),
+  takenAt: z.string(),
+});
+
+/** A lease taken over from a node that stopped renewing it, kept for the operator (the last few). */
+const takeover = z.object({ from: z.string(), to: z.string(), at: z.string(), watchedMs: z.number().int().nonnegative() });
+
 export const volumeRecord = z.object({
   kind: z.literal('tether.volume/v1'),
   /** Bumped by every change: a change is the exclusive creation of the next generation (VolumeStore.updateVolume). */
@@ -28,6 +42,8 @@ export const volumeRecord = z.object({
   createdAt: z.string(),
   publications: z.array(publication),
   claims: z.array(claim).default([]),
+  leases: z.array(lease).default([]),
+  takeovers: z.array(takeover).default([]),
   /** Set by DeleteVolume with onDelete=retain: the data stays in place, the volume is gone for the CO. */
   retainedAt: z.string().optional(),
   /** Set by DeleteVolume before it removes or archives anything: the volume is gone for the CO; a retry finishes the job. */
@@ -62,6 +78,8 @@ export const nodeRecord = z.object({
 
 export type VolumeRecord = z.infer<typeof volumeRecord>;
 export type Claim = z.infer<typeof claim>;
+export type Lease = z.infer<typeof lease>;
+export type Takeover = z.infer<typeof takeover>;
 /** A record as a handler writes it: the store sets generation and writeId. */
 export type NewVolumeRecord = Omit<VolumeRecord, 'generation' | 'writeId'>;
 export type SnapshotRecord = z.infer<typeof snapshotRecord>;

@@ -20,6 +20,8 @@ import { runCall, type PipelineDeps } from '../../src/grpc/pipeline.js';
 import { loadCsiServices } from '../../src/grpc/proto.js';
 import type { ControllerRpcs, GroupControllerRpcs } from '../../src/grpc/rpc.js';
 import { Backends } from '../../src/volumes/registry.js';
+import { DEFAULT_LEASE_TERMS, LeaseWatch } from '../../src/volumes/lease.js';
+import { monotonicMs } from '../../src/util/time.js';
 
 const services = loadCsiServices();
 
@@ -62,7 +64,7 @@ export async function startController(names: string[] = ['local']): Promise<Test
   const roots: Record<string, string> = {};
   for (const name of names) roots[name] = await mkdtemp(path.join(os.tmpdir(), `tether-${name}-`));
   const backends = new Backends(names.map((n) => localBackend(n, roots[n]!)));
-  const deps = { backends, now: () => new Date('2026-01-02T03:04:05.678Z') };
+  const deps = { backends, now: () => new Date('2026-01-02T03:04:05.678Z'), watch: new LeaseWatch(DEFAULT_LEASE_TERMS.termMs, monotonicMs), metrics: new Metrics() };
   const controller = controllerService(deps);
   const group = groupControllerService(deps);
   const pipeline: PipelineDeps = { log: pino({ level: 'silent' }), metrics: new Metrics(), locks: new KeyedLocks(), redact: (_, m) => m, maxCallMs: 30_000 };

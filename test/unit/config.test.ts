@@ -41,10 +41,26 @@ describe('parseConfigText', () => {
       runtimeDir: '/run/tether',
       maxVolumesPerNode: 0,
       releaseIdleAfterSeconds: 30,
+      lease: { termSeconds: 20, renewSeconds: 4, fenceMarginSeconds: 5 },
       backends: [
         { name: 'box', type: 'sshfs', host: '10.0.0.5', port: 22, user: 'csi', path: '/srv/volumes', hostKey: HOST_KEY, privateKeyFile: '/etc/tether/id', mountOptions: [] },
       ],
     });
+  });
+
+  test.each([
+    ['a term under 2 s', 'termSeconds: 1', /lease: the lease term must be at least 2 s/],
+    ['a margin over half the term', 'termSeconds: 8\n  fenceMarginSeconds: 5', /lease: the fence margin \(5000 ms\) must be at most half the lease term/],
+    ['a renew interval that does not fit twice before the fence', 'renewSeconds: 8', /lease: the renew interval \(8000 ms\) must fit twice/],
+    ['a margin under 1 s', 'fenceMarginSeconds: 0.5', /lease: the fence margin must be at least 1 s/],
+    ['an unknown lease key', 'ttl: 5', /lease: Unrecognized key/],
+    ['a negative term', 'termSeconds: -3', /lease.termSeconds: /],
+  ])('lease terms: %s is refused, naming the field', (_, lease, message) => {
+    expect(() => parseConfigText(`${VALID}lease:\n  ${lease}\n`)).toThrow(message);
+  });
+
+  test('lease terms that fit each other are kept (short terms for tests)', () => {
+    expect(parseConfigText(`${VALID}lease:\n  termSeconds: 6\n  renewSeconds: 1\n  fenceMarginSeconds: 2\n`).lease).toEqual({ termSeconds: 6, renewSeconds: 1, fenceMarginSeconds: 2 });
   });
 
   test('a full config keeps every value', () => {

@@ -19,7 +19,7 @@ beforeEach(async () => {
 afterEach(() => rm(root, { recursive: true, force: true }));
 
 const store = (backend: Backend = localBackend('local', root)) => new VolumeStore(backend);
-const fresh: NewVolumeRecord = { kind: 'tether.volume/v1', name: 'v', capacityBytes: 1, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: '2026-01-01T00:00:00.000Z', publications: [], claims: [] };
+const fresh: NewVolumeRecord = { kind: 'tether.volume/v1', name: 'v', capacityBytes: 1, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: '2026-01-01T00:00:00.000Z', publications: [], claims: [], leases: [], takeovers: [] };
 const pub = (nodeId: string): Publication => ({ nodeId, accessMode: 'MULTI_NODE_MULTI_WRITER', readonly: false });
 const addNode = (nodeId: string) => (current: NewVolumeRecord | undefined) =>
   current && !current.publications.some((p) => p.nodeId === nodeId) ? { ...current, publications: [...current.publications, pub(nodeId)] } : current;
