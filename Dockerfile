@@ -24,9 +24,10 @@ RUN npm run build && npm prune --omit=dev
 # ---- runtime: the driver and the programs it runs ----
 FROM ${NODE_IMAGE}
 # sshfs + fuse3: sshfs volumes; nfs-common: mount.nfs; util-linux: mount, umount, findmnt;
-# openssh-client: the ssh that sshfs runs; coreutils (stat, cp) come with the base.
+# openssh-client: the ssh that sshfs runs; iproute2: ss, which resets a fenced mount's connections;
+# coreutils (stat, cp) come with the base.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends sshfs fuse3 nfs-common util-linux openssh-client ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends sshfs fuse3 nfs-common util-linux openssh-client iproute2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/package.json ./

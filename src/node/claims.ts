@@ -1,5 +1,5 @@
 import { notFound } from '../csi/errors.js';
-import { decideNodeStage, type Publication } from '../volumes/access.js';
+import { decideNodeStage, fencesOnLoss, type Publication } from '../volumes/access.js';
 import type { LeaseWatch } from '../volumes/lease.js';
 import { isLive, type Backends } from '../volumes/registry.js';
 import { applyTakeover, planTakeover, takeLease, type TakeoverPlan } from '../volumes/takeover.js';
@@ -21,6 +21,8 @@ export interface StageClaim {
   lease?: { id: string; sentAt: number };
   /** Other nodes' lapsed leases this call took over. */
   takeover: TakeoverPlan;
+  /** The node stages to write (no read-only mode, no read-only publication): it fences if it loses the lease. */
+  fences: boolean;
 }
 
 export interface LeaseContext {
@@ -32,12 +34,15 @@ export interface LeaseContext {
  * Checks that this node may stage the volume as asked (decideNodeStage, after taking over leases
  * watched unrenewed for a full term) and records its claim and lease as needed.
  */
-export async function claimForStage(backends: Backends, volumeId: string, request: Publication, leases: LeaseContext, signal: AbortSignal, now = new Date()): Promise<StageClaim> {
+export async function claimForStage(backends: Backends, volumeId: string, asked: Publication, leases: LeaseContext, signal: AbortSignal, now = new Date()): Promise<StageClaim> {
   const { ref, store } = backends.locateVolume(volumeId);
-  const result: StageClaim = { added: false, takeover: { from: [], watchedMs: 0 } };
+  const result: StageClaim = { added: false, takeover: { from: [], watchedMs: 0 }, fences: false };
   const sentAt = monotonicMs();
   await store.updateVolume(ref.dir, (current) => {
     if (!isLive(current)) throw notFound(`volume ${volumeId} does not exist`);
+    // NodeStage has no read-only flag: a node published read-only (a MULTI_NODE_SINGLE_WRITER reader) stages as a reader.
+    const request = current.publications.some((p) => p.nodeId === asked.nodeId && p.readonly) ? { ...asked, readonly: true } : asked;
+    result.fences = fencesOnLoss(request);
     const { holders, plan } = planTakeover(volumeId, current, request, leases.watch);
     const claim = decideNodeStage(holders, request);
     const taken = applyTakeover(current, plan, request.nodeId, now);

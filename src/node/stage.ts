@@ -9,7 +9,7 @@ import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
 import { resolvePath } from '../mounts/paths.js';
 import type { MountSpec } from '../mounts/spec.js';
-import { fencesOnLoss, isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
+import { isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
 import type { Backends } from '../volumes/registry.js';
 import { DATA_DIR } from '../volumes/store.js';
 import { run } from '../util/exec.js';
@@ -98,7 +98,7 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
     metrics.takeovers.inc({ backend }, claim.takeover.from.length);
     log.warn({ event: 'lease-takeover', volume: req.volume_id, from: claim.takeover.from, to: nodeId, watchedMs: Math.round(claim.takeover.watchedMs) }, 'took the volume over from a node that stopped renewing its lease');
   }
-  if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, fencesOnLoss(request));
+  if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, claim.fences);
   try {
     await stageAt(mounter, spec, staging, signal, log);
   } catch (err) {

@@ -33,9 +33,9 @@ describe('Dockerfile', () => {
     expect(instructions().some((l) => l.startsWith('HEALTHCHECK'))).toBe(false);
   });
 
-  test('installs the programs tether runs: sshfs, fuse3, mount.nfs, util-linux, ssh', () => {
+  test('installs the programs tether runs: sshfs, fuse3, mount.nfs, util-linux, ssh, ss', () => {
     const install = instructions().find((l) => l.includes('apt-get install'));
-    for (const pkg of ['sshfs', 'fuse3', 'nfs-common', 'util-linux', 'openssh-client']) expect(install).toMatch(new RegExp(`\\b${pkg}\\b`));
+    for (const pkg of ['sshfs', 'fuse3', 'nfs-common', 'util-linux', 'openssh-client', 'iproute2']) expect(install).toMatch(new RegExp(`\\b${pkg}\\b`));
   });
 
   test('the entrypoint is the compiled driver, and every COPY from the build context exists', async () => {

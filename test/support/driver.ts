@@ -18,6 +18,8 @@ export interface DriverOptions {
   metricsAddress?: string;
   extraConfig?: Record<string, unknown>;
   logLevel?: string;
+  /** Run the driver in this network namespace (and a mount namespace of its own: `ip netns exec`). */
+  netns?: string;
 }
 
 export interface RunningDriver {
@@ -79,7 +81,8 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   const args = [DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', options.mode ?? 'all', '--config', configFile, '--log-level', options.logLevel ?? 'debug'];
   if (options.mode !== 'controller') args.push('--node-id', options.nodeId ?? 'node-a');
   if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
-  const child = execa('node', args, { reject: false, stdin: 'ignore', all: true, buffer: false });
+  const command = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', ...args] : ['node', ...args];
+  const child = execa(command[0]!, command.slice(1), { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';
   child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   // Generous: under user-mode Linux a cold start reads node_modules through hostfs (5-20 s measured).

@@ -48,9 +48,13 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** `root`: serve this directory (another server's root, say: two servers, one backend); default: a new one. */
-export async function startSshServer(opts: { port?: number; root?: string } = {}): Promise<SshServer> {
+/**
+ * `root`: serve this directory (another server's root, say: two servers, one backend); default: a new one.
+ * `netns`: run sshd in this network namespace, listening on every address there, reached at `host`.
+ */
+export async function startSshServer(opts: { port?: number; root?: string; netns?: { name: string; host: string } } = {}): Promise<SshServer> {
   const port = opts.port ?? (await freePort());
+  const listenOn = opts.netns ? '0.0.0.0' : HOST;
   const workDir = await realpath(await mkdtemp(join(tmpdir(), 'tether-sshd-')));
   const root = opts.root ?? join(workDir, 'root');
   const hostKeyFile = join(workDir, 'host_ed25519');
@@ -70,7 +74,7 @@ export async function startSshServer(opts: { port?: number; root?: string } = {}
     configFile,
     [
       `Port ${port}`,
-      `ListenAddress ${HOST}`,
+      `ListenAddress ${listenOn}`,
       `HostKey ${hostKeyFile}`,
       'PidFile none',
       `AuthorizedKeysFile ${authorizedKeys}`,
@@ -99,17 +103,19 @@ export async function startSshServer(opts: { port?: number; root?: string } = {}
   // connect succeeds.
   const start = async (): Promise<void> => {
     const logStart = (await readLog(logFile)).length;
-    const proc = execa(SSHD, ['-D', '-f', configFile, '-E', logFile], { stdio: 'ignore', reject: false });
+    const args = ['-D', '-f', configFile, '-E', logFile];
+    const proc = opts.netns ? execa('ip', ['netns', 'exec', opts.netns.name, SSHD, ...args], { stdio: 'ignore', reject: false }) : execa(SSHD, args, { stdio: 'ignore', reject: false });
     listener = proc;
     let exited = false;
     void proc.then(() => (exited = true));
-    const listening = `Server listening on ${HOST} port ${port}.`;
+    const listening = `Server listening on ${listenOn} port ${port}.`;
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!((await readLog(logFile)).includes(listening, logStart) && (await canConnect(port)))) {
+    // In a namespace of its own, this process cannot connect to it: the log line is the sign.
+    while (!((await readLog(logFile)).includes(listening, logStart) && (opts.netns || (await canConnect(port))))) {
       if (exited || Date.now() > deadline) {
         await killListener();
         const tail = (await readLog(logFile)).split('\n').slice(-20).join('\n');
-        throw new Error(`sshd did not listen on ${HOST}:${port}:\n${tail}`);
+        throw new Error(`sshd did not listen on ${listenOn}:${port}:\n${tail}`);
       }
       await sleep(20);
     }
@@ -148,7 +154,7 @@ export async function startSshServer(opts: { port?: number; root?: string } = {}
   }
 
   return {
-    host: HOST,
+    host: opts.netns?.host ?? HOST,
     port,
     user: 'root',
     root,

@@ -9,6 +9,8 @@ CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the ma
 HELM_VERSION=v3.22.0        # lints and renders charts/tether
 SNAPSHOTTER_VERSION=v8.7.0  # external-snapshotter: its VolumeSnapshot CRDs validate the chart's and examples' snapshot objects
 PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
+          # the partition test (test/partition): cuts links between network namespaces
+          nftables
           # the NFS harness (test/nfs): a userspace NFS server, the kernel client's tools, a UML kernel
           # with the NFS client, and cc for its shim on AMX CPUs
           nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind user-mode-linux gcc)
