@@ -18,10 +18,14 @@ export interface TcpSocket {
   remote: Endpoint;
 }
 
-/** The processes whose command line is exactly `program source target …` (the FUSE daemon of one mount), and all their descendants. */
-export async function mountProcesses(program: string, source: string, target: string): Promise<number[]> {
+/**
+ * The processes of one mount: those whose command line names a file in the mount's private
+ * directory (`dir`, which only tether writes: sshfs's `-o IdentityFile=<dir>/id`, passed on to the ssh
+ * it starts — which is no child of the daemon sshfs becomes), and all their descendants.
+ */
+export async function mountProcesses(dir: string): Promise<number[]> {
   const procs = await listProcesses();
-  const roots = procs.filter((p) => p.argv[0]?.split('/').at(-1) === program && p.argv[1] === source && p.argv[2] === target).map((p) => p.pid);
+  const roots = procs.filter((p) => p.pid !== process.pid && p.argv.some((a) => a.includes(`${dir}/`))).map((p) => p.pid);
   const found = new Set(roots);
   for (let grew = true; grew; ) {
     grew = false;

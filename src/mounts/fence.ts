@@ -20,23 +20,23 @@ export interface FenceReport {
  * fails with an I/O error. The mount itself stays (the workload sees the error, not an empty
  * directory); NodeUnstage removes it.
  *
- * sshfs (`abort-fuse`): freeze the sshfs process and its ssh, abort the FUSE connection (queued
- * requests are dropped, new ones fail), reset their TCP connections (`ss -K`: the send queue is
+ * sshfs (`abort-fuse`): abort the FUSE connection (queued requests are dropped, new ones fail),
+ * freeze the sshfs process and its ssh, reset their TCP connections (`ss -K`: the send queue is
  * discarded, never retransmitted), kill them; then reset the connections to the same server that
  * no process owns any more (an ssh that gave up earlier leaves its unsent data to the kernel, which
  * would deliver it when the link comes back).
  */
-export async function fenceMount(mounter: Mounter, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'command' | 'server'>): Promise<FenceReport> {
+export async function fenceMount(mounter: Mounter, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
   const steps: string[] = [];
   if (spec.cutoff !== 'abort-fuse') {
     await run('umount', ['--force', '--no-canonicalize', '--', entry.target], { timeoutMs: 10_000 }).catch(() => undefined);
     steps.push('umount --force (RPCs in flight failed)');
     return { steps };
   }
-  const pids = await mountProcesses(spec.command, entry.source, entry.target);
-  for (const pid of pids) signal(pid, 'SIGSTOP');
-  await mounter.abortFuse(entry);
+  await mounter.abortFuse(entry); // first: from here on nothing new is handed to sshfs
   steps.push('FUSE connection aborted');
+  const pids = await mountProcesses(mounter.secretDir(entry.target));
+  for (const pid of pids) signal(pid, 'SIGSTOP');
   const sockets = await socketsOf(pids);
   for (const s of sockets) await resetConnections(['src', ssEndpoint(s.local), 'dst', ssEndpoint(s.remote)]);
   for (const pid of pids) signal(pid, 'SIGKILL');

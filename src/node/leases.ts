@@ -120,7 +120,7 @@ export class LeaseKeeper {
     for (const [volumeId, held] of this.held) {
       const action = held.holder.next(this.now());
       if (action === 'renew') void this.renew(volumeId, held);
-      else if (action === 'fence') void this.lose(volumeId, held, `its lease could not be renewed for ${Math.round((this.now() - held.holder.lastRenewal) / 1000)} s (the storage did not answer)`);
+      else if (action === 'fence') void this.lose(volumeId, held, `its lease was not renewed for ${Math.round((this.now() - held.holder.lastRenewal) / 1000)} s (the storage did not answer in time, or this node plugin was not running)`);
     }
     if (!this.held.size) this.close();
   }
@@ -153,7 +153,9 @@ export class LeaseKeeper {
     const started = this.now();
     const spec = volumeSpec(this.options.backends, volumeId);
     const steps: string[] = [];
-    for (const entry of (await readMountTable()).filter((m) => sourceMatches(m, spec.source))) {
+    const mounts = (await readMountTable()).filter((m) => sourceMatches(m, spec.source));
+    // One fence per filesystem: a volume's bind mounts share its staging mount's connection.
+    for (const entry of mounts.filter((m, i) => mounts.findIndex((o) => o.device === m.device) === i)) {
       steps.push(...(await fenceMount(this.options.mounter, entry, spec).catch((err: Error) => ({ steps: [`fence of ${entry.target} failed: ${err.message}`] }))).steps);
     }
     const note: FenceNote = { reason, at: new Date().toISOString() };

@@ -223,6 +223,7 @@ describe('what the rendered objects must get right', () => {
     expect(secret.stringData['box.key']).toContain('TESTKEYSECRETVALUE');
     expect(secret.stringData['config.yaml']).not.toContain('TESTKEYSECRETVALUE');
     expect(config.maxVolumesPerNode).toBe(50);
+    expect(config.lease).toEqual({ termSeconds: 30, renewSeconds: 4, fenceMarginSeconds: 5 }); // one value set, the chart's defaults for the rest
   });
 
   test('StorageClasses and the VolumeSnapshotClass come from values, with the driver as provisioner', () => {

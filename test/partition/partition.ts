@@ -6,7 +6,7 @@
 // record A was told was durable. Prints per-round lines, the takeover and fence times, and
 // "partition-sshfs: N passed, M failed, 0 skipped".
 // Usage: node dist/test/partition/partition.js [--rounds N]
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,10 @@ async function main(): Promise<number> {
     }
     return report(results);
   } finally {
+    if (process.env.TETHER_PARTITION_LOGS) {
+      await mkdir(process.env.TETHER_PARTITION_LOGS, { recursive: true });
+      for (const [i, d] of drivers.entries()) await writeFile(path.join(process.env.TETHER_PARTITION_LOGS, `${['controller', 'node-a', 'node-b'][i]}.log`), d.logs());
+    }
     for (const d of drivers) await d.stop().catch(() => undefined);
     if (lab) {
       for (const ns of [...Object.values(lab.hosts), lab.server.netns]) {
@@ -109,9 +113,13 @@ async function runRound(ctx: RoundContext): Promise<RoundResult> {
   await a.NodeStageVolume({ volume_id: id, staging_target_path: paths.stagingA, volume_capability: CAP });
   await a.NodePublishVolume({ volume_id: id, staging_target_path: paths.stagingA, target_path: paths.targetA, volume_capability: CAP });
   const [cmd, args] = inNamespacesOf(nodeA.process.pid!, 'node', [WRITER, `${paths.targetA}/log`, 'A', modeA, '0', paths.progressA]);
-  const writerA = execa(cmd, args, { reject: false, stdio: 'ignore' });
+  const writerA = execa(cmd, args, { reject: false, stdin: 'ignore', stdout: 'ignore' });
   const fencesBefore = fenceLines(nodeA).length;
   await sleep(700 + Math.random() * 1500); // cut at varying moments of the renew cycle
+  if (!durableRecords(await readFile(paths.progressA, 'utf8').catch(() => '')).size) {
+    writerA.kill('SIGKILL');
+    problems.push(`A's writer wrote nothing before the cut: ${String((await writerA).stderr).trim().split('\n').slice(-2).join(' | ')}`);
+  }
   await lab.cut('a');
   const cutAt = Date.now();
   await c.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' }); // the force-detach
@@ -138,7 +146,7 @@ async function runRound(ctx: RoundContext): Promise<RoundResult> {
     await b.NodePublishVolume({ volume_id: id, staging_target_path: paths.stagingB, target_path: paths.targetB, volume_capability: CAP });
     const [cmdB, argsB] = inNamespacesOf(nodeB.process.pid!, 'node', [WRITER, `${paths.targetB}/log`, 'B', 'fsync1', String(RECORDS_B), paths.progressB]);
     const writerB = await execa(cmdB, argsB, { reject: false, timeout: 60_000 });
-    if (writerB.exitCode !== 0) problems.push(`B's writer failed: ${writerB.exitCode} ${await readFile(paths.progressB, 'utf8').catch(() => '')}`);
+    if (writerB.exitCode !== 0) problems.push(`B's writer failed (${writerB.exitCode}): ${String(writerB.stderr).trim().split('\n').slice(-2).join(' | ')} ${await readFile(paths.progressB, 'utf8').catch(() => '')}`);
   }
   if (long) {
     await lab.heal('a');
@@ -201,7 +209,7 @@ function report(results: RoundResult[]): number {
     console.log(`${label}: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (${values.length} rounds)`);
   };
   stats(`takeover after a long cut (cut to B staged; goal <= term ${TERMS.termSeconds} s + 5 s)`, results.filter((r) => r.kind.startsWith('long')).flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs])));
-  stats('fence (lease deadline to fence done)', results.flatMap((r) => (r.fenceMs === undefined ? [] : [r.fenceMs])));
+  stats('fence (its own duration: FUSE abort to connections reset)', results.flatMap((r) => (r.fenceMs === undefined ? [] : [r.fenceMs])));
   if (CONTROL) {
     // Without a lease the corruption must show, or these checks could not see it either.
     const seen = failed > 0;
