@@ -13,11 +13,11 @@ import type { ControllerDeps } from './deps.js';
 
 /**
  * DeleteVolume: what onDelete says (remove, archive or retain). Refused while the volume is published
- * or staged anywhere (a node claim). The decision is a compare-and-swap of the record — retained, or
+ * or staged anywhere (a node claim, or a writer lease not yet watched lapse for a full term). The decision is a compare-and-swap of the record — retained, or
  * marked as being deleted — so that a publish racing from another controller either lands before it
  * (and the delete is refused) or finds the volume gone; only then is anything removed.
  */
-export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
+export function deleteVolume({ backends, now, watch }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
@@ -27,7 +27,13 @@ export function deleteVolume({ backends, now }: ControllerDeps): ControllerRpcs[
       if (!ref || !store) return {}; // not an ID tether made: nothing to delete
       const after = await store.updateVolume(ref.dir, (current) => {
         if (!current || current.retainedAt || current.deletingAt) return current;
-        const holders = [...current.publications.map((p) => `published to node ${p.nodeId}`), ...current.claims.map((c) => `staged on node ${c.nodeId}`)];
+        // A lease this controller watched lapse for a full term holds nothing any more: its node has fenced itself.
+        const leased = current.leases.filter((l) => watch.remainingMs(req.volume_id, l) > 0 && !current.claims.some((c) => c.nodeId === l.nodeId));
+        const holders = [
+          ...current.publications.map((p) => `published to node ${p.nodeId}`),
+          ...current.claims.map((c) => `staged on node ${c.nodeId}`),
+          ...leased.map((l) => `staged on node ${l.nodeId} (its writer lease is live; a node that is gone loses it a full term after its last renewal)`),
+        ];
         if (holders.length) throw precondition(`volume in use: it is ${holders.join(', ')}; unpublish and unstage it first`);
         return current.onDelete === 'retain' ? { ...current, retainedAt: now().toISOString() } : { ...current, deletingAt: now().toISOString() };
       }, signal);

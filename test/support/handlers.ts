@@ -21,7 +21,6 @@ import { loadCsiServices } from '../../src/grpc/proto.js';
 import type { ControllerRpcs, GroupControllerRpcs } from '../../src/grpc/rpc.js';
 import { Backends } from '../../src/volumes/registry.js';
 import { DEFAULT_LEASE_TERMS, LeaseWatch } from '../../src/volumes/lease.js';
-import { monotonicMs } from '../../src/util/time.js';
 
 const services = loadCsiServices();
 
@@ -55,6 +54,8 @@ export interface TestController {
   callGroup<M extends GroupMethod>(method: M, request: GroupInput<M>): Promise<GroupOutput<M>>;
   /** The gRPC status name the call fails with (fails the test if it succeeds). */
   failure<M extends Method>(method: M, request: Input<M>): Promise<{ code: string; message: string }>;
+  /** Moves the controller's monotonic clock (its watch over leases) forward. */
+  advanceClock(ms: number): void;
   /** Registers a node plugin with every backend, as NodeGetInfo does. */
   registerNode(nodeId: string, maxVolumes?: number): Promise<void>;
   cleanup(): Promise<void>;
@@ -64,7 +65,8 @@ export async function startController(names: string[] = ['local']): Promise<Test
   const roots: Record<string, string> = {};
   for (const name of names) roots[name] = await mkdtemp(path.join(os.tmpdir(), `tether-${name}-`));
   const backends = new Backends(names.map((n) => localBackend(n, roots[n]!)));
-  const deps = { backends, now: () => new Date('2026-01-02T03:04:05.678Z'), watch: new LeaseWatch(DEFAULT_LEASE_TERMS.termMs, monotonicMs), metrics: new Metrics() };
+  let monotonic = 1_000_000;
+  const deps = { backends, now: () => new Date('2026-01-02T03:04:05.678Z'), watch: new LeaseWatch(DEFAULT_LEASE_TERMS.termMs, () => monotonic), metrics: new Metrics() };
   const controller = controllerService(deps);
   const group = groupControllerService(deps);
   const pipeline: PipelineDeps = { log: pino({ level: 'silent' }), metrics: new Metrics(), locks: new KeyedLocks(), redact: (_, m) => m, maxCallMs: 30_000 };
@@ -92,6 +94,9 @@ export async function startController(names: string[] = ['local']): Promise<Test
       );
       if (!(err instanceof CsiError)) throw new Error(`${method} was expected to fail, but ${err === undefined ? 'it succeeded' : `threw ${String(err)}`}`);
       return { code: CODE_NAMES[err.code] ?? String(err.code), message: err.message };
+    },
+    advanceClock: (ms) => {
+      monotonic += ms;
     },
     registerNode: async (nodeId, maxVolumes = 0) => {
       for (const store of backends.all()) await store.registerNode(nodeId, maxVolumes, new Date());

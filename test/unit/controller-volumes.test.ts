@@ -192,3 +192,56 @@ describe('pagination', () => {
     expect((await ctl.failure('ListSnapshots', { starting_token: 'local/v1' })).code).toBe('ABORTED');
   });
 });
+
+describe('a node that holds the writer lease of a volume (staged exclusively), as the controller sees it', () => {
+  const lease = { nodeId: 'node-a', accessMode: 'SINGLE_NODE_WRITER' as const, readonly: false, id: 'lease-1', renewals: 7, termMs: 20_000, takenAt: 't' };
+  const leaseOn = async (id: string, renewals = 7) => {
+    await ctl.backends.get('local')!.updateVolume(id.split('/')[1]!, (r) => (r ? { ...r, leases: [{ ...lease, renewals }] } : r));
+  };
+  const rwo = mountCapability('SINGLE_NODE_WRITER');
+  beforeEach(() => ctl.registerNode('node-b'));
+
+  test('DeleteVolume is refused while the lease is live; once watched unrenewed for a full term, it goes', async () => {
+    const id = (await create('pvc-1')).volume!.volume_id!;
+    await leaseOn(id);
+    expect(await ctl.failure('DeleteVolume', { volume_id: id })).toEqual({ code: 'FAILED_PRECONDITION', message: expect.stringMatching(/staged on node node-a \(its writer lease is live/) });
+    ctl.advanceClock(19_999);
+    expect((await ctl.failure('DeleteVolume', { volume_id: id })).code).toBe('FAILED_PRECONDITION');
+    ctl.advanceClock(1);
+    await ctl.call('DeleteVolume', { volume_id: id });
+    expect(await exists(path.join(ctl.roots.local!, 'pvc-1'))).toBe(false);
+  });
+
+  test('a renewal puts the delete off by a full term', async () => {
+    const id = (await create('pvc-1')).volume!.volume_id!;
+    await leaseOn(id, 7);
+    await ctl.failure('DeleteVolume', { volume_id: id });
+    ctl.advanceClock(15_000);
+    await leaseOn(id, 8);
+    ctl.advanceClock(15_000);
+    expect((await ctl.failure('DeleteVolume', { volume_id: id })).code).toBe('FAILED_PRECONDITION');
+  });
+
+  test('ControllerPublish to node-b is refused naming node-a and the earliest takeover; after a full term unrenewed it takes over, noted in the record', async () => {
+    const id = (await create('pvc-1')).volume!.volume_id!;
+    await leaseOn(id);
+    const refused = await ctl.failure('ControllerPublishVolume', { volume_id: id, node_id: 'node-b', volume_capability: rwo });
+    expect(refused).toEqual({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('held by node node-a (SINGLE_NODE_WRITER), whose writer lease is live') });
+    expect(refused.message).toContain('taken over in 20 s at the earliest');
+    ctl.advanceClock(12_000);
+    expect((await ctl.failure('ControllerPublishVolume', { volume_id: id, node_id: 'node-b', volume_capability: rwo })).message).toContain('taken over in 8 s');
+    ctl.advanceClock(8_000);
+    await ctl.call('ControllerPublishVolume', { volume_id: id, node_id: 'node-b', volume_capability: rwo });
+    const record = await ctl.backends.get('local')!.readVolume('pvc-1');
+    expect(record?.leases).toEqual([]);
+    expect(record?.publications.map((p) => p.nodeId)).toEqual(['node-b']);
+    expect(record?.takeovers).toEqual([{ from: 'node-a', to: 'node-b', at: '2026-01-02T03:04:05.678Z', watchedMs: 20_000 }]);
+  });
+
+  test('a reader of a MULTI_NODE_SINGLE_WRITER volume is not held up by the writer\'s lease', async () => {
+    const id = (await create('pvc-1')).volume!.volume_id!;
+    await ctl.backends.get('local')!.updateVolume('pvc-1', (r) => (r ? { ...r, leases: [{ ...lease, accessMode: 'MULTI_NODE_SINGLE_WRITER' }] } : r));
+    await ctl.call('ControllerPublishVolume', { volume_id: id, node_id: 'node-b', volume_capability: mountCapability('MULTI_NODE_SINGLE_WRITER'), readonly: true });
+    expect((await ctl.failure('ControllerPublishVolume', { volume_id: id, node_id: 'node-b', volume_capability: mountCapability('MULTI_NODE_SINGLE_WRITER') })).code).toBe('ALREADY_EXISTS');
+  });
+});
