@@ -19,6 +19,9 @@ import { checkOptions, splitOptions } from './options.js';
  */
 const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0', 'acdirmin=0', 'acdirmax=0', 'lookupcache=positive'];
 
+/** The port NFSv4 (and v3's NFS service) listens on; tether's mounts never set another. */
+const NFS_PORT = 2049;
+
 /** Volumes on an NFS export: the controller works on a mount of the export root, nodes mount `share/<volume>`. */
 export class NfsBackend implements Backend {
   readonly type = 'nfs';
@@ -41,7 +44,9 @@ export class NfsBackend implements Backend {
   }
 
   mountSpec(dir: string, request: MountRequest): MountSpec {
-    const options = [...request.flags];
+    // A superblock of its own per volume (unless asked otherwise): a fence (umount --force, the
+    // shutdown switch) then stops this volume's requests only, not those of every volume of the export.
+    const options = ['nosharecache', ...request.flags];
     if (request.readonly) options.push('ro');
     return { ...this.spec(posix.join(this.config.share, dir), options), groupAccess: request.group };
   }
@@ -60,6 +65,7 @@ export class NfsBackend implements Backend {
       args: (target) => ['-t', 'nfs', ...(options.length ? ['-o', options.join(',')] : []), source, target],
       secretFiles: {},
       cutoff: 'force-if-unresponsive',
+      server: { host: this.config.server, port: NFS_PORT },
     };
   }
 

@@ -1,8 +1,10 @@
 import { lookup } from 'node:dns/promises';
+import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import path from 'node:path';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
-import { mountProcesses, socketsOf, ssEndpoint, type Endpoint } from './connections.js';
+import { mountProcesses, socketsOf, ssEndpoint, tcpSockets, type Endpoint } from './connections.js';
 import type { MountEntry } from './mount-table.js';
 import type { Mounter } from './mounter.js';
 import type { MountSpec } from './spec.js';
@@ -27,12 +29,8 @@ export interface FenceReport {
  * would deliver it when the link comes back).
  */
 export async function fenceMount(mounter: Mounter, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
+  if (spec.cutoff !== 'abort-fuse') return fenceNfs(entry, spec);
   const steps: string[] = [];
-  if (spec.cutoff !== 'abort-fuse') {
-    await run('umount', ['--force', '--no-canonicalize', '--', entry.target], { timeoutMs: 10_000 }).catch(() => undefined);
-    steps.push('umount --force (RPCs in flight failed)');
-    return { steps };
-  }
   await mounter.abortFuse(entry); // first: from here on nothing new is handed to sshfs
   steps.push('FUSE connection aborted');
   const pids = await mountProcesses(mounter.secretDir(entry.target));
@@ -46,6 +44,37 @@ export async function fenceMount(mounter: Mounter, entry: MountEntry, spec: Pick
   for (const e of servers.values()) await resetConnections(['state', 'fin-wait-1', 'state', 'closing', 'state', 'last-ack', 'dst', ssEndpoint(e)]);
   steps.push(`orphaned connections to ${[...servers.keys()].join(', ') || 'the server'} reset`);
   return { steps };
+}
+
+/**
+ * NFS: the kernel client has no abort of its own before Linux 6.7. In order:
+ * - Linux ≥ 6.7: shut the mount's NFS client down (`/sys/fs/nfs/<device>/shutdown`): every request,
+ *   now and later, fails with EIO, so dirty pages are dropped rather than written;
+ * - `umount --force`: the requests in flight on the mount fail (the staging mount's binds keep it
+ *   mounted, so this returns at once);
+ * - reset the node's connections to the server (`ss -K`): requests already in a TCP send queue are
+ *   discarded instead of delivered when the link comes back. The NFS client reconnects by itself;
+ *   other volumes' requests still pending are sent again on the new connection.
+ * Each step is reported with whether it applied: a kernel without them gives a weaker fence.
+ */
+async function fenceNfs(entry: MountEntry, spec: Pick<MountSpec, 'server'>): Promise<FenceReport> {
+  const steps: string[] = [];
+  const shutdown = path.join('/sys/fs/nfs', entry.device, 'shutdown');
+  const shut = await writeFile(shutdown, '1').then(() => true, () => false);
+  steps.push(shut ? 'NFS client of the mount shut down' : 'no NFS shutdown switch (Linux < 6.7): later writes are not stopped by the kernel');
+  await run('umount', ['--force', '--no-canonicalize', '--', entry.target], { timeoutMs: 10_000 }).catch(() => undefined);
+  steps.push('umount --force (requests in flight failed)');
+  const servers = await serverEndpoints(spec.server);
+  const before = await countConnections(servers);
+  for (const e of servers) await resetConnections(['dst', ssEndpoint(e)]);
+  const after = await countConnections(servers);
+  steps.push(before === 0 ? 'no open connection to the server' : after < before ? `${before - after} connections to the server reset` : 'connections to the server could not be reset (kernel without SOCK_DESTROY): requests queued in them may still be delivered');
+  return { steps };
+}
+
+async function countConnections(servers: Endpoint[]): Promise<number> {
+  const sockets = await tcpSockets();
+  return sockets.filter((s) => servers.some((e) => e.address === s.remote.address && e.port === s.remote.port)).length;
 }
 
 /** `ss -K` (SOCK_DESTROY): the kernel drops the sockets' queues and sends a reset. */

@@ -10,7 +10,7 @@ import { LeaseHolder, type LeaseTerms } from '../volumes/lease.js';
 import type { Backends } from '../volumes/registry.js';
 import { monotonicMs } from '../util/time.js';
 import { renewLease } from './claims.js';
-import { mountedHere, volumeSpec } from './volume-mounts.js';
+import { volumeSpec } from './volume-mounts.js';
 
 export interface LeaseKeeperOptions {
   backends: Backends;
@@ -36,6 +36,8 @@ interface Held {
   leaseId: string;
   fences: boolean;
   backend: string;
+  /** Where this node staged the volume: the mounts a fence cuts off (never another's mount of it). */
+  stagings: string[];
 }
 
 /** How often the keeper looks at its leases: well inside any renew interval. */
@@ -57,10 +59,11 @@ export class LeaseKeeper {
     this.now = options.now ?? monotonicMs;
   }
 
-  /** Starts renewing `leaseId` of `volumeId`, taken (or last renewed) by a change sent at `sentAt`. */
-  async hold(volumeId: string, leaseId: string, sentAt: number, fences: boolean): Promise<void> {
+  /** Starts renewing `leaseId` of `volumeId`, staged at `staging`, taken (or last renewed) by a change sent at `sentAt`. */
+  async hold(volumeId: string, leaseId: string, sentAt: number, fences: boolean, staging: string): Promise<void> {
     const backend = this.options.backends.locateVolume(volumeId).store.backend.name;
-    this.held.set(volumeId, { holder: new LeaseHolder(this.options.terms, sentAt), leaseId, fences, backend });
+    const stagings = [...new Set([...(this.held.get(volumeId)?.stagings ?? []), staging])];
+    this.held.set(volumeId, { holder: new LeaseHolder(this.options.terms, sentAt), leaseId, fences, backend, stagings });
     this.options.metrics.leasesHeld.set(this.held.size);
     await this.note(volumeId);
     this.start();
@@ -95,13 +98,15 @@ export class LeaseKeeper {
     const dir = path.join(this.options.runtimeDir, 'leases');
     const table = await readMountTable();
     for (const name of await readdir(dir).catch(() => [])) {
-      const note = JSON.parse(await readFile(path.join(dir, name), 'utf8').catch(() => '{}')) as { volumeId?: string; leaseId?: string; lastRenewal?: number; fences?: boolean };
-      if (!note.volumeId || !note.leaseId || note.lastRenewal === undefined) continue;
-      if (!mountedHere(table, volumeSpec(this.options.backends, note.volumeId).source)) {
+      const note = JSON.parse(await readFile(path.join(dir, name), 'utf8').catch(() => '{}')) as { volumeId?: string; leaseId?: string; lastRenewal?: number; fences?: boolean; stagings?: string[] };
+      if (!note.volumeId || !note.leaseId || note.lastRenewal === undefined || !note.stagings?.length) continue;
+      const source = volumeSpec(this.options.backends, note.volumeId).source;
+      const stagings = note.stagings.filter((s) => table.some((m) => m.target === s && sourceMatches(m, source)));
+      if (!stagings.length) {
         await rm(path.join(dir, name), { force: true });
         continue;
       }
-      await this.hold(note.volumeId, note.leaseId, note.lastRenewal, note.fences ?? true);
+      for (const staging of stagings) await this.hold(note.volumeId, note.leaseId, note.lastRenewal, note.fences ?? true, staging);
       this.options.log.info({ volume: note.volumeId, lastRenewalAgoMs: this.now() - note.lastRenewal }, 'holding on to the lease a previous process held');
     }
   }
@@ -153,9 +158,9 @@ export class LeaseKeeper {
     const started = this.now();
     const spec = volumeSpec(this.options.backends, volumeId);
     const steps: string[] = [];
-    const mounts = (await readMountTable()).filter((m) => sourceMatches(m, spec.source));
-    // One fence per filesystem: a volume's bind mounts share its staging mount's connection.
-    for (const entry of mounts.filter((m, i) => mounts.findIndex((o) => o.device === m.device) === i)) {
+    // This node's staging mounts of the volume: their binds share their connection (FUSE) or superblock (NFS).
+    const mounts = (await readMountTable()).filter((m) => held.stagings.includes(m.target) && sourceMatches(m, spec.source));
+    for (const entry of mounts) {
       steps.push(...(await fenceMount(this.options.mounter, entry, spec).catch((err: Error) => ({ steps: [`fence of ${entry.target} failed: ${err.message}`] }))).steps);
     }
     const note: FenceNote = { reason, at: new Date().toISOString() };
@@ -170,7 +175,7 @@ export class LeaseKeeper {
     if (!held) return;
     const file = this.noteOf('leases', volumeId);
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    await writeFile(file, JSON.stringify({ volumeId, leaseId: held.leaseId, lastRenewal: held.holder.lastRenewal, fences: held.fences }), { mode: 0o600 });
+    await writeFile(file, JSON.stringify({ volumeId, leaseId: held.leaseId, lastRenewal: held.holder.lastRenewal, fences: held.fences, stagings: held.stagings }), { mode: 0o600 });
   }
 
   private noteOf(kind: 'leases' | 'fenced', volumeId: string): string {

@@ -98,7 +98,7 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
     metrics.takeovers.inc({ backend }, claim.takeover.from.length);
     log.warn({ event: 'lease-takeover', volume: req.volume_id, from: claim.takeover.from, to: nodeId, watchedMs: Math.round(claim.takeover.watchedMs) }, 'took the volume over from a node that stopped renewing its lease');
   }
-  if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, claim.fences);
+  if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, claim.fences, staging);
   try {
     await stageAt(mounter, spec, staging, signal, log);
   } catch (err) {

@@ -137,6 +137,8 @@ describe('a single-writer volume with a writer lease', () => {
     const late = await write(join(targetA, 'a.txt'), 'late from node-a\n');
     expect(late.exitCode).not.toBe(0);
     expect(await readFile(join(server.root, volumeDir(id), 'data', 'a.txt'), 'utf8')).toBe('from node-a\n');
+    // node-b's mount of the same volume (on this same host, with the same source) is not node-a's to fence.
+    expect((await write(join(targetB, 'b.txt'), 'from node-b\n')).exitCode).toBe(0);
     expect(await metric(nodeA, 'tether_lease_fences_total')).toBe(1);
     console.log(`leases: takeover ${takeoverMs} ms after node-a stopped renewing (term 3 s); fence ${JSON.parse(fence!).fenceMs} ms`);
   }, 30_000);
