@@ -29,7 +29,7 @@ for (const name of ['unit', 'integration', ...(nfsSkipped ? [] : ['nfs'])]) {
         p += r.numPassedTests; f += r.numFailedTests + r.numRuntimeErrorTestSuites; s += r.numPendingTests + r.numTodoTests;
   } catch { f += 1; console.log(`(no results from ${name} tests)`); }
 }
-for (const [file, label] of [['sanity.txt', 'sanity'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs']])]) {
+for (const [file, label] of [['sanity.txt', 'sanity'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs'], ['partition-nfs.txt', 'partition-nfs']])]) {
   const text = fs.existsSync(`${dir}/${file}`) ? fs.readFileSync(`${dir}/${file}`, 'utf8') : '';
   const m = new RegExp(`^${label}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(text);
   if (m) { p += +m[1]; f += +m[2]; s += +m[3]; } else { f += 1; console.log(`(no results from ${label})`); }

@@ -109,6 +109,9 @@ export class LeaseKeeper {
       for (const staging of stagings) await this.hold(note.volumeId, note.leaseId, note.lastRenewal, note.fences ?? true, staging);
       this.options.log.info({ volume: note.volumeId, lastRenewalAgoMs: this.now() - note.lastRenewal }, 'holding on to the lease a previous process held');
     }
+    // Down too long to renew in time: fenced now, before this process serves anything.
+    const late = [...this.held].filter(([, held]) => held.holder.next(this.now()) === 'fence');
+    await Promise.all(late.map(([volumeId, held]) => this.lose(volumeId, held, `its lease was not renewed for ${Math.round((this.now() - held.holder.lastRenewal) / 1000)} s (this node plugin was not running)`)));
   }
 
   close(): void {

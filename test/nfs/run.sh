@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/nfs/run.sh RESULTS_DIR — the NFS tests, from the host: boots the user-mode Linux guest once
 # (uml-run.sh, NFS_VERS=3 so ganesha serves NFSv3 and NFSv4.x) and runs in-guest.sh there: the jest
-# project "nfs" (real kernel NFS mounts of a real nfs-ganesha) and csi-sanity against the NFS backend.
+# project "nfs" (real kernel NFS mounts of a real nfs-ganesha), csi-sanity against the NFS backend
+# and the NFS partition torture test.
 # Leaves nfs.json and sanity-nfs.txt in RESULTS_DIR, or a file "skipped" with the reason when UML
 # cannot run here (uml-run.sh exit 77: it prints NFS TESTS SKIPPED loudly). Exit: the guest's.
 set -uo pipefail
@@ -13,7 +14,7 @@ TETHER_NFS_RESULTS=$shared NFS_VERS=3 UML_MEM=${UML_MEM:-768M} UML_TIMEOUT=${UML
   bash test/nfs/uml-run.sh test/nfs/in-guest.sh 2> >(tee "$shared/stderr" >&2)
 rc=$?
 wait
-cp -f "$shared"/nfs.json "$shared"/sanity-nfs.txt "$results"/ 2>/dev/null
+cp -f "$shared"/nfs.json "$shared"/sanity-nfs.txt "$shared"/partition-nfs.txt "$results"/ 2>/dev/null
 if [ "$rc" = 77 ]; then
   grep -m1 'NFS TESTS SKIPPED' "$shared/stderr" > "$results/skipped" || echo "NFS TESTS SKIPPED" > "$results/skipped"
 fi

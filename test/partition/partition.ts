@@ -14,24 +14,30 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
-import { backendConfig, startDriverWith, type RunningDriver } from '../support/driver.js';
+import { backendConfig, nfsBackendConfig, startDriverWith, type RunningDriver } from '../support/driver.js';
 import { mountCap, volumeDir } from '../support/helpers.js';
 import { startSshServer } from '../support/sshd.js';
 import { inNamespacesOf, makeNetLab, type NetLab } from './netlab.js';
 import { durableRecords, verifyRound } from './verify.js';
 
 const WRITER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'writer.js');
-const TERMS = { termSeconds: 6, renewSeconds: 1, fenceMarginSeconds: 2 };
-const RECORDS_B = 50;
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '20' }, control: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '20' }, control: { type: 'boolean', default: false }, nfs: { type: 'boolean', default: false } } });
 const rounds = Number(values.rounds);
+/**
+ * --nfs: the same on NFS, inside the user-mode Linux guest (test/nfs/run.sh): nfs-ganesha in the
+ * guest's own namespace, the node plugins in namespaces of their own, the controller beside the
+ * server. Slower terms: everything is slower under UML.
+ */
+const NFS = values.nfs === true;
+const TERMS = NFS ? { termSeconds: 8, renewSeconds: 1.5, fenceMarginSeconds: 3 } : { termSeconds: 6, renewSeconds: 1, fenceMarginSeconds: 2 };
+const RECORDS_B = 50;
 /**
  * --control: the same rounds on a MULTI_NODE_MULTI_WRITER volume, which takes no lease by definition:
  * B gets it at once, and the checks must then see the corruption the lease prevents (the test can fail).
  */
 const CONTROL = values.control === true;
 const CAP = mountCap(CONTROL ? 'MULTI_NODE_MULTI_WRITER' : 'SINGLE_NODE_WRITER');
-const LABEL = CONTROL ? 'partition-sshfs-control' : 'partition-sshfs';
+const LABEL = `partition-${NFS ? 'nfs' : 'sshfs'}${CONTROL ? '-control' : ''}`;
 
 interface RoundResult {
   round: number;
@@ -41,6 +47,8 @@ interface RoundResult {
   fenceMs?: number;
   recordsA: number;
   durableA: number;
+  /** NFS on a kernel whose fence cannot stop late writes: what the checks found, reported rather than failed (see the README). */
+  lateWrites?: string[];
 }
 
 async function main(): Promise<number> {
@@ -49,22 +57,32 @@ async function main(): Promise<number> {
   const drivers: RunningDriver[] = [];
   let server: Awaited<ReturnType<typeof startSshServer>> | undefined;
   try {
-    lab = await makeNetLab(['ctl', 'a', 'b']);
-    server = await startSshServer({ netns: { name: lab.server.netns, host: lab.server.address }, port: 2222 });
-    const backend = backendConfig(server, 'box', ['ServerAliveInterval=2', 'ServerAliveCountMax=2']);
+    lab = NFS ? await makeNetLab(['a', 'b'], { serverHere: true }) : await makeNetLab(['ctl', 'a', 'b']);
+    let backendOf: (node: 'controller' | 'node') => object;
+    let serverRoot: string;
+    if (NFS) {
+      backendOf = (node) => ({ ...nfsBackendConfig(), ...(node === 'node' ? { server: lab!.server.address } : {}) });
+      serverRoot = process.env.NFS_EXPORT_DIR!;
+    } else {
+      server = await startSshServer({ netns: { name: lab.server.netns!, host: lab.server.address }, port: 2222 });
+      const sshfs = backendConfig(server, 'box', ['ServerAliveInterval=2', 'ServerAliveCountMax=2']);
+      backendOf = () => sshfs;
+      serverRoot = server.root;
+    }
     const extraConfig = { lease: TERMS, releaseIdleAfterSeconds: 0 };
-    const start = (mode: 'controller' | 'node', netns: string, nodeId?: string) => startDriverWith([backend], { mode, nodeId, netns, extraConfig, logLevel: 'info' });
-    const [ctl, nodeA, nodeB] = await Promise.all([start('controller', lab.hosts.ctl!), start('node', lab.hosts.a!, 'node-a'), start('node', lab.hosts.b!, 'node-b')]);
+    const start = (mode: 'controller' | 'node', netns: string | undefined, nodeId?: string) => startDriverWith([backendOf(mode === 'controller' ? 'controller' : 'node')], { mode, nodeId, netns, extraConfig, logLevel: 'info' });
+    const [ctl, nodeA, nodeB] = await Promise.all([start('controller', lab.hosts.ctl), start('node', lab.hosts.a!, 'node-a'), start('node', lab.hosts.b!, 'node-b')]);
     drivers.push(ctl, nodeA, nodeB);
     const [c, a, b] = [ctl, nodeA, nodeB].map((d) => csiClient(d.endpoint)) as [CsiClient, CsiClient, CsiClient];
     await a.NodeGetInfo({});
     await b.NodeGetInfo({});
     const results: RoundResult[] = [];
     for (let round = 1; round <= rounds; round++) {
-      const result = await runRound({ round, lab, c, a, b, nodeA, nodeB, work, serverRoot: server.root });
+      const result = await runRound({ round, lab, c, a, b, nodeA, nodeB, work, serverRoot });
       results.push(result);
       const times = `takeover ${result.takeoverMs ?? '-'} ms, fence ${result.fenceMs ?? '-'} ms, A wrote ${result.recordsA} (${result.durableA} durable)`;
-      console.log(`round ${round} (${result.kind}): ${result.problems.length ? `FAILED: ${result.problems.join('; ')}` : 'passed'}; ${times}`);
+      const late = result.lateWrites?.length ? ` (late writes, as the README states for this kernel: ${result.lateWrites.join('; ')})` : '';
+      console.log(`round ${round} (${result.kind}): ${result.problems.length ? `FAILED: ${result.problems.join('; ')}` : 'passed'}${late}; ${times}`);
     }
     return report(results);
   } finally {
@@ -74,7 +92,7 @@ async function main(): Promise<number> {
     }
     for (const d of drivers) await d.stop().catch(() => undefined);
     if (lab) {
-      for (const ns of [...Object.values(lab.hosts), lab.server.netns]) {
+      for (const ns of [...Object.values(lab.hosts), ...(lab.server.netns ? [lab.server.netns] : [])]) {
         const pids = (await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout.split('\n').filter(Boolean);
         for (const pid of pids) (() => { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } })();
       }
@@ -115,19 +133,25 @@ async function runRound(ctx: RoundContext): Promise<RoundResult> {
   const [cmd, args] = inNamespacesOf(nodeA.process.pid!, 'node', [WRITER, `${paths.targetA}/log`, 'A', modeA, '0', paths.progressA]);
   const writerA = execa(cmd, args, { reject: false, stdin: 'ignore', stdout: 'ignore' });
   const fencesBefore = fenceLines(nodeA).length;
-  await sleep(700 + Math.random() * 1500); // cut at varying moments of the renew cycle
-  if (!durableRecords(await readFile(paths.progressA, 'utf8').catch(() => '')).size) {
-    writerA.kill('SIGKILL');
-    problems.push(`A's writer wrote nothing before the cut: ${String((await writerA).stderr).trim().split('\n').slice(-2).join(' | ')}`);
+  // The writer is writing (a node process can take seconds to start under UML); then cut at varying moments of the renew cycle.
+  for (const started = Date.now(); !durableRecords(await readFile(paths.progressA, 'utf8').catch(() => '')).size; await sleep(100)) {
+    if (Date.now() - started > 20_000 || writerA.exitCode !== null) {
+      writerA.kill('SIGKILL');
+      problems.push(`A's writer wrote nothing: ${String((await writerA).stderr).trim().split('\n').slice(-2).join(' | ')}`);
+      break;
+    }
   }
+  await sleep(500 + Math.random() * 1500);
   await lab.cut('a');
   const cutAt = Date.now();
   await c.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-a' }); // the force-detach
   const moveToB = (deadlineMs: number) => takeVolume(c, b, id, paths.stagingB, deadlineMs);
   let takeoverMs: number | undefined;
+  let bStagedAt: number | undefined;
   if (CONTROL && round % 2 === 0) setTimeout(() => void lab.heal('a'), 1_500);
   if (long) {
     const took = await moveToB(TERMS.termSeconds * 1000 + 20_000);
+    bStagedAt = Date.now();
     if (took === undefined) problems.push('B never got the volume');
     else takeoverMs = Date.now() - cutAt;
   } else {
@@ -155,13 +179,19 @@ async function runRound(ctx: RoundContext): Promise<RoundResult> {
     await writerA;
   }
   const file = await readFile(path.join(ctx.serverRoot, volumeDir(id), 'data', 'log'), 'utf8').catch(() => '');
+  if (long && takeoverMs !== undefined && takeoverMs > (TERMS.termSeconds + 5) * 1000) problems.push(`B took ${takeoverMs} ms to get the volume: more than the term + 5 s`);
   const progressA = await readFile(paths.progressA, 'utf8').catch(() => '');
   const durableA = durableRecords(progressA);
-  if (!problems.length) problems.push(...verifyRound(file, durableA, RECORDS_B));
   const fence = fenceLines(nodeA).slice(fencesBefore)[0];
   if (long && !fence && !CONTROL) problems.push('A did not fence itself');
+  if (fence && bStagedAt !== undefined && fence.time > bStagedAt) problems.push(`B staged ${fence.time - bStagedAt} ms before A fenced itself`);
+  const found = problems.length ? [] : verifyRound(file, durableA, RECORDS_B);
+  // On NFS the fence can stop late writes only with the kernel's shutdown switch and SOCK_DESTROY (README): without them, late writes are measured, not failed.
+  const weakFence = NFS && fence !== undefined && !(fence.steps.some((s) => s.includes('shut down')) && fence.steps.some((s) => / connections to the server reset/.test(s)));
+  const late = weakFence ? found.filter((p) => !/durable are missing|torn/.test(p)) : [];
+  problems.push(...found.filter((p) => !late.includes(p)));
   await cleanUp(ctx, id, paths).catch((err: Error) => problems.push(`cleanup: ${err.message}`));
-  return { round, kind, problems, takeoverMs, fenceMs: fence?.fenceMs, recordsA: (file.match(/^A /gm) ?? []).length, durableA: durableA.size };
+  return { round, kind, problems, takeoverMs, fenceMs: fence?.fenceMs, recordsA: (file.match(/^A /gm) ?? []).length, durableA: durableA.size, lateWrites: late };
 }
 
 /** ControllerPublish to node-b, then NodeStage there, each retried every 250 ms while refused; the time it took, or undefined at the deadline. */
@@ -192,13 +222,13 @@ async function cleanUp({ c, a, b }: RoundContext, id: string, p: Record<string, 
   await c.DeleteVolume({ volume_id: id });
 }
 
-/** The fence events in a node plugin's log. */
-function fenceLines(driver: RunningDriver): { fenceMs: number; lastRenewalAgoMs: number }[] {
+/** The fence events in a node plugin's log (`time`: when the fence was done, epoch ms). */
+function fenceLines(driver: RunningDriver): { fenceMs: number; lastRenewalAgoMs: number; steps: string[]; time: number }[] {
   return driver
     .logs()
     .split('\n')
     .filter((l) => l.includes('"event":"fence"'))
-    .map((l) => JSON.parse(l) as { fenceMs: number; lastRenewalAgoMs: number });
+    .map((l) => JSON.parse(l) as { fenceMs: number; lastRenewalAgoMs: number; steps: string[]; time: number });
 }
 
 function report(results: RoundResult[]): number {
@@ -209,7 +239,7 @@ function report(results: RoundResult[]): number {
     console.log(`${label}: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (${values.length} rounds)`);
   };
   stats(`takeover after a long cut (cut to B staged; goal <= term ${TERMS.termSeconds} s + 5 s)`, results.filter((r) => r.kind.startsWith('long')).flatMap((r) => (r.takeoverMs === undefined ? [] : [r.takeoverMs])));
-  stats('fence (its own duration: FUSE abort to connections reset)', results.flatMap((r) => (r.fenceMs === undefined ? [] : [r.fenceMs])));
+  stats('fence (its own duration, first step to last)', results.flatMap((r) => (r.fenceMs === undefined ? [] : [r.fenceMs])));
   if (CONTROL) {
     // Without a lease the corruption must show, or these checks could not see it either.
     const seen = failed > 0;
