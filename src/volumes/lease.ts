@@ -21,9 +21,13 @@ export interface LeaseTerms {
 
 export const DEFAULT_LEASE_TERMS: LeaseTerms = { termMs: 20_000, renewMs: 4_000, marginMs: 5_000 };
 
+/** The longest term a holder may have (and a watcher waits for): a record claiming more is not believed. */
+export const MAX_TERM_MS = 3_600_000;
+
 /** Why these terms are unsafe or unworkable, or undefined if they are fine. */
 export function leaseTermsProblem({ termMs, renewMs, marginMs }: LeaseTerms): string | undefined {
   if (!(termMs >= 2_000)) return `the lease term must be at least 2 s (got ${termMs} ms)`;
+  if (termMs > MAX_TERM_MS) return `the lease term must be at most ${MAX_TERM_MS / 1000} s (got ${termMs} ms)`;
   if (!(marginMs >= 1_000)) return `the fence margin must be at least 1 s: the fence itself takes time (got ${marginMs} ms)`;
   if (marginMs * 2 > termMs) return `the fence margin (${marginMs} ms) must be at most half the lease term (${termMs} ms)`;
   if (!(renewMs >= 200)) return `the renew interval must be at least 200 ms (got ${renewMs} ms)`;
@@ -106,7 +110,8 @@ export interface ObservedLease {
 /**
  * A newcomer's watch over other nodes' leases, on its own monotonic clock: a lease may be taken over
  * once its renewal count has stayed the same for a full term — the longer of the holder's term and
- * this process's own — since this process first saw that count. Kept in memory only: a restarted
+ * this process's own, at most MAX_TERM_MS (a record's term is data anyone with write access could
+ * inflate to keep a volume forever) — since this process first saw that count. Kept in memory only: a restarted
  * process watches afresh, which only ever waits longer.
  */
 export class LeaseWatch {
@@ -122,7 +127,7 @@ export class LeaseWatch {
     const now = this.now();
     this.prune(now);
     const key = `${volumeId}\0${lease.nodeId}\0${lease.id}`;
-    const term = Math.max(lease.termMs, this.ownTermMs);
+    const term = Math.min(Math.max(lease.termMs, this.ownTermMs), MAX_TERM_MS);
     const seen = this.seen.get(key);
     if (!seen || seen.renewals !== lease.renewals) {
       this.seen.set(key, { renewals: lease.renewals, since: now });

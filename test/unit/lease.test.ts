@@ -13,6 +13,7 @@ describe('lease terms', () => {
     ['one renewal before the fence', { termMs: 10_000, renewMs: 4_000, marginMs: 3_000 }, /must fit twice/],
     ['a renewal storm', { termMs: 10_000, renewMs: 50, marginMs: 3_000 }, /at least 200 ms/],
     ['NaN', { termMs: NaN, renewMs: 1_000, marginMs: 2_000 }, /term must be at least 2 s/],
+    ['a term over an hour', { termMs: 3_600_001, renewMs: 1_000, marginMs: 2_000 }, /at most 3600 s/],
   ])('%s', (_, terms, problem) => {
     const found = leaseTermsProblem(terms);
     if (problem) expect(found).toMatch(problem);
@@ -135,6 +136,10 @@ describe('LeaseWatch (the newcomer, on its own monotonic clock)', () => {
     const w = watch();
     expect(w.remainingMs('v', lease(1, 'L', 30_000))).toBe(30_000);
     expect(w.remainingMs('v', lease(1, 'M', 1_000))).toBe(10_000);
+  });
+
+  test('a record that claims an absurd term is waited out for an hour at most', () => {
+    expect(watch().remainingMs('v', lease(1, 'L', Number.MAX_SAFE_INTEGER))).toBe(3_600_000);
   });
 
   test('leases of other volumes and nodes are watched apart', () => {
