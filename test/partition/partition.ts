@@ -29,7 +29,11 @@ const rounds = Number(values.rounds);
  * server. Slower terms: everything is slower under UML.
  */
 const NFS = values.nfs === true;
-const TERMS = NFS ? { termSeconds: 8, renewSeconds: 1.5, fenceMarginSeconds: 3 } : { termSeconds: 6, renewSeconds: 1, fenceMarginSeconds: 2 };
+/**
+ * Terms: a short cut (up to 1.8 s) plus TCP's retransmission back-off (a renewal sent into the cut is
+ * resent ~3 s after it) must fit into term − margin, or the holder rightly fences itself.
+ */
+const TERMS = NFS ? { termSeconds: 10, renewSeconds: 1.5, fenceMarginSeconds: 3 } : { termSeconds: 8, renewSeconds: 1, fenceMarginSeconds: 2 };
 const RECORDS_B = 50;
 /**
  * --control: the same rounds on a MULTI_NODE_MULTI_WRITER volume, which takes no lease by definition:
@@ -155,7 +159,7 @@ async function runRound(ctx: RoundContext): Promise<RoundResult> {
     if (took === undefined) problems.push('B never got the volume');
     else takeoverMs = Date.now() - cutAt;
   } else {
-    await sleep(1000 + Math.random() * 800); // shorter than ssh's keep-alive (2 s x 2) and the fence
+    await sleep(1000 + Math.random() * 800); // shorter than ssh's keep-alive (2 s x 2) and well inside term − margin
     await lab.heal('a');
     if ((await moveToB(TERMS.termSeconds * 1000 + 3_000)) !== undefined) problems.push('B took over the lease of a node that was renewing it again');
     writerA.kill('SIGTERM'); // the orchestrator stops A's workload, then A lets go of the volume
