@@ -33,7 +33,7 @@ const NFS = values.nfs === true;
  * Terms: a short cut (up to 1.8 s) plus TCP's retransmission back-off (a renewal sent into the cut is
  * resent ~3 s after it) must fit into term − margin, or the holder rightly fences itself.
  */
-const TERMS = NFS ? { termSeconds: 10, renewSeconds: 1.5, fenceMarginSeconds: 3 } : { termSeconds: 8, renewSeconds: 1, fenceMarginSeconds: 2 };
+const TERMS = NFS ? { termSeconds: 10, renewSeconds: 1.5, fenceMarginSeconds: 4 } : { termSeconds: 8, renewSeconds: 1, fenceMarginSeconds: 2 };
 const RECORDS_B = 50;
 /**
  * --control: the same rounds on a MULTI_NODE_MULTI_WRITER volume, which takes no lease by definition:
