@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { backendSchema, type BackendConfig } from './backends/config.js';
+import { privateKeyProblem } from './backends/keys.js';
 import { DEFAULT_LEASE_TERMS, leaseTermsProblem, type LeaseTerms } from './volumes/lease.js';
 
 export type Mode = 'all' | 'controller' | 'node';
@@ -54,6 +55,8 @@ export interface Config {
   releaseIdleAfterSeconds: number;
   lease: LeaseTerms;
   backends: BackendConfig[];
+  /** The private key of each sshfs backend, by backend name: read and parsed at start. */
+  privateKeys: ReadonlyMap<string, Buffer>;
 }
 
 const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginSeconds: number }): LeaseTerms => ({
@@ -93,7 +96,7 @@ export async function loadConfig(argv: string[]): Promise<Config> {
   if (!['all', 'controller', 'node'].includes(mode)) throw new ConfigError(`--mode must be all, controller or node, got "${mode}"`);
   const nodeId = values['node-id'] ?? '';
   if (mode !== 'controller' && !nodeId) throw new ConfigError(`--node-id is required with --mode ${mode}`);
-  if (nodeId.length > 256) throw new ConfigError('--node-id must be at most 256 bytes');
+  if (Buffer.byteLength(nodeId) > 256) throw new ConfigError('--node-id must be at most 256 bytes (the CSI limit)');
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(values['log-level']!)) throw new ConfigError(`--log-level must be one of ${levels.join(', ')}`);
   const metricsAddress = values['metrics-address'];
@@ -116,7 +119,27 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     releaseIdleAfterSeconds: file.releaseIdleAfterSeconds,
     lease: leaseTerms(file.lease),
     backends: file.backends,
+    privateKeys: await readPrivateKeys(file.backends, values.config!),
   };
+}
+
+/** Reads and parses every sshfs backend's private key: a missing, unreadable or malformed one stops the start, naming the field. */
+async function readPrivateKeys(backends: readonly BackendConfig[], configPath: string): Promise<Map<string, Buffer>> {
+  const keys = new Map<string, Buffer>();
+  for (const [i, b] of backends.entries()) {
+    if (b.type !== 'sshfs') continue;
+    const field = `${configPath}: backends.${i}.privateKeyFile`;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(b.privateKeyFile);
+    } catch (err) {
+      throw new ConfigError(`${field}: cannot read ${b.privateKeyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const problem = privateKeyProblem(bytes);
+    if (problem) throw new ConfigError(`${field}: ${b.privateKeyFile}: ${problem}`);
+    keys.set(b.name, bytes);
+  }
+  return keys;
 }
 
 async function readConfigFile(path: string): Promise<z.infer<typeof fileConfig>> {

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
@@ -10,6 +9,7 @@ import { KeyedLocks } from './grpc/locks.js';
 import { Metrics } from './grpc/metrics.js';
 import { loadCsiRoot } from './grpc/proto.js';
 import { buildRedactor } from './grpc/redact.js';
+import { buildRequestLimits } from './grpc/limits.js';
 import type { ServiceSet } from './grpc/rpc.js';
 import { serve } from './grpc/server.js';
 import { identityService, VERSION } from './identity.js';
@@ -31,8 +31,9 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, base: { driver: config.driverName, node: config.nodeId || undefined } });
   const backends = new Backends(
     await Promise.all(
-      config.backends.map(async (b) => (b.type === 'nfs' ? new NfsBackend(b, config.runtimeDir, log) : new SshfsBackend(b, await readKey(b.privateKeyFile), log))),
+      config.backends.map(async (b) => (b.type === 'nfs' ? new NfsBackend(b, config.runtimeDir, log) : new SshfsBackend(b, config.privateKeys.get(b.name)!, log))),
     ),
+    log,
   );
   const metrics = new Metrics();
   const register = registration(config, backends, log);
@@ -58,7 +59,8 @@ async function main(): Promise<void> {
     claims.reconcile(await readMountTable());
     await claims.resumeReleases();
   }
-  const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(loadCsiRoot()).redact, maxCallMs: 300_000 });
+  const root = loadCsiRoot();
+  const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
   const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
   log.info({ version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url }, 'tether is serving');
   if (config.mode !== 'controller') void register().catch(() => undefined);
@@ -78,26 +80,25 @@ async function main(): Promise<void> {
 
 /**
  * Registers this node with every backend (a small record under .nodes/), so that the controller —
- * wherever it runs — can tell a real node ID from a wrong one. Retried in the background until done.
+ * wherever it runs — can tell a real node ID from a wrong one. Retried in the background until done:
+ * one attempt at a time and one pending retry, however often NodeGetInfo asks.
  */
 function registration(config: Config, backends: Backends, log: Logger): () => Promise<void> {
   if (config.mode === 'controller') return async () => undefined;
-  return async () => {
+  let running: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const attempt = async () => {
     const results = await Promise.allSettled(backends.all().map((s) => s.registerNode(config.nodeId, config.maxVolumesPerNode, new Date())));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${backends.all()[i]!.backend.name}: ${(r.reason as Error).message}`] : []));
-    if (failed.length) {
-      log.warn({ failed }, `node registration failed; retrying in ${REGISTER_RETRY_MS / 1000} s`);
-      setTimeout(() => void registration(config, backends, log)().catch(() => undefined), REGISTER_RETRY_MS).unref();
-    }
+    if (!failed.length) return;
+    log.warn({ failed }, `node registration failed; retrying in ${REGISTER_RETRY_MS / 1000} s`);
+    retry ??= setTimeout(() => {
+      retry = undefined;
+      void register();
+    }, REGISTER_RETRY_MS).unref();
   };
-}
-
-async function readKey(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw new ConfigError(`cannot read privateKeyFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const register = () => (running ??= attempt().finally(() => (running = undefined)));
+  return register;
 }
 
 main().catch((err: unknown) => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BACKEND_NAME } from './backend.js';
+import { hostKeyProblem } from './keys.js';
 import { NFS_OPTIONS } from './nfs-options.js';
 import { checkOptions, type Allowlist } from './options.js';
 import { SSHFS_OPTIONS } from './sshfs-options.js';
@@ -38,7 +39,11 @@ export const sshfsBackendSchema = z
     hostKey: z
       .string()
       .transform((k) => k.trim().split(/\s+/).slice(0, 2).join(' '))
-      .refine((k) => HOST_KEY.test(k), 'the server host key as "ssh-ed25519 AAAA…" (see ssh-keyscan); it is required: tether never accepts an unknown host'),
+      .refine((k) => HOST_KEY.test(k), 'the server host key as "ssh-ed25519 AAAA…" (see ssh-keyscan); it is required: tether never accepts an unknown host')
+      .superRefine((k, ctx) => {
+        const problem = HOST_KEY.test(k) ? hostKeyProblem(k) : undefined;
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     privateKeyFile: z.string().min(1),
     mountOptions: mountOptions(SSHFS_OPTIONS),
   })

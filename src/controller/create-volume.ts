@@ -79,14 +79,22 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
         takeovers: [],
       };
       // Another controller may make the same volume at the same time: the record that stands is checked like any existing one.
-      const standing = (await store.readVolume(ref.dir, signal)) ?? (await store.createVolume(ref.dir, record, source?.dataPath, signal));
-      if (standing.retainedAt) throw alreadyExists(`a volume named "${req.name}" was deleted with onDelete=retain and its data is still at ${store.where(ref.dir)}; remove or rename that directory to reuse the name`);
-      if (standing.deletingAt) throw aborted(`a volume named "${req.name}" is being deleted; retry when DeleteVolume has finished`);
-      const conflict = createConflict(standing, req, ref.dir, source?.id);
-      if (conflict) throw alreadyExists(`volume "${req.name}" cannot be created as asked: ${conflict}`);
+      let standing = (await store.readVolume(ref.dir, signal)) ?? (await store.beginVolume(ref.dir, record, now(), signal));
+      refuseUnlessAnswers(standing, req, store.where(ref.dir), source?.id);
+      // Begun here or by an earlier try that stopped halfway (deadline, crash): finish it.
+      if (standing.creatingAt) standing = (await store.finishVolume(ref.dir, source?.dataPath, signal)) ?? standing;
+      refuseUnlessAnswers(standing, req, store.where(ref.dir), source?.id);
       return { volume: volumeInfo(volumeId(ref), standing) };
     },
   };
+}
+
+/** Throws unless the volume that stands in the directory answers the request (see createConflict), or is being deleted. */
+function refuseUnlessAnswers(standing: VolumeRecord, req: CreateRequest, where: string, sourceId: string | undefined): void {
+  if (standing.retainedAt) throw alreadyExists(`a volume named "${req.name}" was deleted with onDelete=retain and its data is still at ${where}; remove or rename that directory to reuse the name`);
+  if (standing.deletingAt) throw aborted(`a volume named "${req.name}" is being deleted; retry when DeleteVolume has finished`);
+  const conflict = createConflict(standing, req, where, sourceId);
+  if (conflict) throw alreadyExists(`volume "${req.name}" cannot be created as asked: ${conflict}`);
 }
 
 /**

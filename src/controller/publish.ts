@@ -1,4 +1,5 @@
-import { notFound, resourceExhausted } from '../csi/errors.js';
+import { notFound, resourceExhausted, toCsiError, unavailable } from '../csi/errors.js';
+import type { NodeRecord } from '../volumes/records.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
 import { requireFields } from '../grpc/validate.js';
 import { decidePublish, requireCapability } from '../volumes/access.js';
@@ -65,10 +66,17 @@ export function unpublishVolume({ backends }: ControllerDeps): ControllerRpcs['C
   };
 }
 
-/** A node that has registered with any backend, or undefined. */
+/**
+ * A node that has registered with any backend, or undefined. A backend that could not be asked
+ * might know it: with no answer elsewhere, that is UNAVAILABLE naming the backend, not NOT_FOUND.
+ */
 async function findNode(backends: Backends, nodeId: string, signal: AbortSignal) {
-  const records = await Promise.all(backends.all().map((s) => s.readNode(nodeId, signal).catch(() => undefined)));
-  return records.find((r) => r !== undefined);
+  const results = await Promise.allSettled(backends.all().map((s) => s.readNode(nodeId, signal)));
+  const found = results.find((r) => r.status === 'fulfilled' && r.value !== undefined);
+  if (found) return (found as PromiseFulfilledResult<NodeRecord>).value;
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`backend ${backends.all()[i]!.backend.name}: ${toCsiError(r.reason).message}`] : []));
+  if (failed.length) throw unavailable(`cannot tell whether node ${nodeId} is known: ${failed.join('; ')}`);
+  return undefined;
 }
 
 /** How many volumes, other than `except`, are published to `nodeId` (for the node's attach limit). */
@@ -78,8 +86,9 @@ async function publishedTo(backends: Backends, nodeId: string, except: string, s
     for (const dir of await store.volumeDirs(signal)) {
       const id = volumeId({ backend: store.backend.name, dir });
       if (id === except) continue;
-      const record = await store.readVolume(dir, signal).catch(() => undefined);
-      if (record?.publications.some((p) => p.nodeId === nodeId)) count++;
+      // A record that cannot be read might name the node: it counts, so the limit is never overrun.
+      const record = await store.readVolume(dir, signal).catch(() => 'unreadable' as const);
+      if (record === 'unreadable' || record?.publications.some((p) => p.nodeId === nodeId)) count++;
     }
   }
   return count;

@@ -85,10 +85,10 @@ export function listSnapshots({ backends }: ControllerDeps): ControllerRpcs['Lis
     (await Promise.all(backends.all().map(async (s) => (await s.snapshotDirs(signal)).map((dir) => snapshotId({ backend: s.backend.name, dir }))))).flat();
   return {
     validate: (req) => checkMaxEntries(req.max_entries),
-    async handle(req, { signal }) {
+    async handle(req, { signal, log }) {
       const ids = req.snapshot_id ? (parseSnapshotId(req.snapshot_id) ? [req.snapshot_id] : []) : await allIds(signal);
       const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseSnapshotId, async (id) => {
-        const found = await backends.findSnapshot(id, signal).catch(() => undefined);
+        const found = await backends.findSnapshot(id, signal).catch((err: unknown) => void log.warn({ snapshot: id, err: (err as Error).message }, 'snapshot left out of the list: its record cannot be read'));
         if (!found || (req.source_volume_id && found.record.sourceVolumeId !== req.source_volume_id)) return undefined;
         return { snapshot: snapshotInfo(id, found.record) };
       });

@@ -1,5 +1,6 @@
 import { invalid, outOfRange, precondition } from '../csi/errors.js';
 import { live } from '../volumes/registry.js';
+import type { NewVolumeRecord, VolumeRecord } from '../volumes/records.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
 import { checkMaxEntries, requireFields } from '../grpc/validate.js';
 import { checkCapability } from '../volumes/access.js';
@@ -15,44 +16,69 @@ import type { ControllerDeps } from './deps.js';
  * DeleteVolume: what onDelete says (remove, archive or retain). Refused while the volume is published
  * or staged anywhere (a node claim, or a writer lease not yet watched lapse for a full term). The decision is a compare-and-swap of the record — retained, or
  * marked as being deleted — so that a publish racing from another controller either lands before it
- * (and the delete is refused) or finds the volume gone; only then is anything removed.
+ * (and the delete is refused) or finds the volume gone; only then is anything removed. A half-made
+ * volume (CreateVolume stopped before data/ was complete) is removed whatever onDelete says: no
+ * one ever had it; a directory without a record is removed only if it holds nothing but what a
+ * stopped CreateVolume leaves (see VolumeStore.isHalfMade).
  */
 export function deleteVolume({ backends, now, watch }: ControllerDeps): ControllerRpcs['DeleteVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id'),
     lockKey: (req) => req.volume_id,
-    async handle(req, { signal }) {
+    async handle(req, { signal, log }) {
       const ref = parseVolumeId(req.volume_id);
       const store = ref && backends.get(ref.backend);
       if (!ref || !store) return {}; // not an ID tether made: nothing to delete
+      const halfMade = (await store.readVolume(ref.dir, signal)) === undefined && (await store.isHalfMade(ref.dir, signal));
       const after = await store.updateVolume(ref.dir, (current) => {
-        if (!current || current.retainedAt || current.deletingAt) return current;
-        // A lease this controller watched lapse for a full term holds nothing any more: its node has fenced itself.
-        const leased = current.leases.filter((l) => watch.remainingMs(req.volume_id, l) > 0 && !current.claims.some((c) => c.nodeId === l.nodeId));
-        const holders = [
-          ...current.publications.map((p) => `published to node ${p.nodeId}`),
-          ...current.claims.map((c) => `staged on node ${c.nodeId}`),
-          ...leased.map((l) => `staged on node ${l.nodeId} (its writer lease is live; a node that is gone loses it a full term after its last renewal)`),
-        ];
-        if (holders.length) throw precondition(`volume in use: it is ${holders.join(', ')}; unpublish and unstage it first`);
+        if (!current) return halfMade ? tombstone(now()) : current;
+        if (current.retainedAt || current.deletingAt) return current;
+        if (current.creatingAt) return { ...current, deletingAt: now().toISOString() };
+        refuseWhileHeld(current, req.volume_id, watch);
         return current.onDelete === 'retain' ? { ...current, retainedAt: now().toISOString() } : { ...current, deletingAt: now().toISOString() };
       }, signal);
-      if (!after?.deletingAt) return {}; // gone already, or retained
-      if (after.onDelete === 'archive') await store.archiveVolume(ref.dir, now(), signal);
+      if (!after) {
+        if (await store.dirExists(ref.dir, signal)) log.info({ volume: req.volume_id, at: store.where(ref.dir) }, 'a directory of this name holds no tether volume and other things than a half-made one: left as it is');
+        return {};
+      }
+      if (!after.deletingAt) return {}; // retained
+      if (after.onDelete === 'archive' && !after.creatingAt && after.name !== TOMBSTONE_NAME) await store.archiveVolume(ref.dir, now(), signal);
       else await store.removeVolume(ref.dir, signal);
       return {};
     },
   };
 }
 
+/** The name of the record DeleteVolume writes over a half-made volume that has none, to claim its removal. */
+const TOMBSTONE_NAME = '(half-made)';
+
+/** The record that marks a recordless half-made volume as being deleted: another controller's CreateVolume then waits (ABORTED). */
+function tombstone(now: Date): NewVolumeRecord {
+  const at = now.toISOString();
+  return { kind: 'tether.volume/v1', name: TOMBSTONE_NAME, capacityBytes: 0, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: at, publications: [], claims: [], leases: [], takeovers: [], creatingAt: at, deletingAt: at };
+}
+
+/** Refuses to delete a volume that is published, claimed, or leased (a lease not yet watched lapse for a full term). */
+function refuseWhileHeld(current: VolumeRecord, id: string, watch: ControllerDeps['watch']): void {
+  // A lease this controller watched lapse for a full term holds nothing any more: its node has fenced itself.
+  const leased = current.leases.filter((l) => watch.remainingMs(id, l) > 0 && !current.claims.some((c) => c.nodeId === l.nodeId));
+  const holders = [
+    ...current.publications.map((p) => `published to node ${p.nodeId}`),
+    ...current.claims.map((c) => `staged on node ${c.nodeId}`),
+    ...leased.map((l) => `staged on node ${l.nodeId} (its writer lease is live; a node that is gone loses it a full term after its last renewal)`),
+  ];
+  if (holders.length) throw precondition(`volume in use: it is ${holders.join(', ')}; unpublish and unstage it first`);
+}
+
 /** ListVolumes: every backend's volumes in ID order, a page at a time (the token is the next ID). */
 export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListVolumes'] {
   return {
     validate: (req) => checkMaxEntries(req.max_entries),
-    async handle(req, { signal }) {
+    async handle(req, { signal, log }) {
       const ids = (await Promise.all(backends.all().map(async (s) => (await s.volumeDirs(signal)).map((dir) => volumeId({ backend: s.backend.name, dir }))))).flat();
       const { entries, nextToken } = await pageAfter(ids, req.starting_token, req.max_entries, parseVolumeId, async (id) => {
-        const found = await backends.findVolume(id, signal).catch(() => undefined);
+        // One damaged record must not hide every other volume: it is left out, and said so.
+        const found = await backends.findVolume(id, signal).catch((err: unknown) => void log.warn({ volume: id, err: (err as Error).message }, 'volume left out of the list: its record cannot be read'));
         if (!found) return undefined;
         return { volume: volumeInfo(id, found.record), status: await volumeStatus(found.store, found.ref.dir, found.record, signal) };
       });

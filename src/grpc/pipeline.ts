@@ -1,6 +1,7 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { CsiError, deadline, toCsiError } from '../csi/errors.js';
+import { boundMessage, clipForLog } from './limits.js';
 import type { KeyedLocks, Lock } from './locks.js';
 import type { Metrics } from './metrics.js';
 import type { Rpc, ServiceSet } from './rpc.js';
@@ -10,6 +11,8 @@ export interface PipelineDeps {
   metrics: Metrics;
   locks: KeyedLocks;
   redact: (typeName: string, message: unknown) => unknown;
+  /** Throws INVALID_ARGUMENT for a request field over its size limit (see limits.ts). */
+  checkLimits: (typeName: string, message: unknown) => void;
   /** Upper bound for a call without a deadline of its own. */
   maxCallMs: number;
 }
@@ -45,7 +48,7 @@ export function implementService(definition: ServiceDefinition, rpcs: NonNullabl
 }
 
 /**
- * The request pipeline: validate → lock → handle (bounded by deadline and cancel) → map errors →
+ * The request pipeline: size limits → validate → lock → handle (bounded by deadline and cancel) → map errors →
  * one log line → metrics. Exported so that handler tests go through exactly this path.
  */
 export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req: Req, bounds: CallBounds, deps: PipelineDeps): Promise<Res> {
@@ -56,13 +59,15 @@ export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req:
   let work: Promise<Res> | undefined;
   let failure: CsiError | undefined;
   try {
+    deps.checkLimits(requestType(method), req);
     rpc.validate?.(req);
     key = rpc.lockKey?.(req);
     if (key !== undefined) lock = deps.locks.acquire(key, method);
     work = rpc.handle(req, { signal: controller.signal, log: deps.log.child({ method, key }) });
     return await bounded(work, bounds, controller, deps.maxCallMs);
   } catch (err) {
-    failure = toCsiError(err);
+    const known = toCsiError(err);
+    failure = new CsiError(known.code, boundMessage(known.message));
     if (failure.code === status.INTERNAL) deps.log.error({ method, key, err }, 'unexpected error');
     throw failure;
   } finally {
@@ -102,11 +107,13 @@ function record(method: string, quiet: boolean | undefined, req: unknown, key: s
   deps.metrics.calls.inc({ method, code: codeName });
   if (failure) deps.metrics.errors.inc({ method, code: codeName });
   deps.metrics.latency.observe({ method }, seconds);
-  const line = { method, key, code: codeName, ms: Math.round(seconds * 1000), req: deps.redact(`csi.v1.${method}Request`, req), error: failure?.message };
+  const line = { method, key, code: codeName, ms: Math.round(seconds * 1000), req: clipForLog(deps.redact(requestType(method), req)), error: failure?.message };
   if (failure) deps.log.warn(line, `${method} failed`);
   else if (quiet) deps.log.debug(line, method);
   else deps.log.info(line, method);
 }
+
+const requestType = (method: string) => `csi.v1.${method}Request`;
 
 function boundsOf(call: ServerUnaryCall<unknown, unknown>): CallBounds {
   const callDeadline = call.getDeadline();

@@ -63,4 +63,5 @@ function parseUnder(id: string, sub: string): VolumeRef | undefined {
   return middle === sub && !rest.length && BACKEND_NAME.test(backend ?? '') && isDirName(dir ?? '') ? { backend: backend!, dir: dir! } : undefined;
 }
 
-const isDirName = (dir: string) => DIR_NAME.test(dir) && !dir.includes('..');
+/** True for a directory name tether can have made (a volume's, a snapshot's): anything else in the base is not tether's. */
+export const isDirName = (dir: string) => DIR_NAME.test(dir) && !dir.includes('..');

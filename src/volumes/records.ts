@@ -44,6 +44,12 @@ export const volumeRecord = z.object({
   claims: z.array(claim).default([]),
   leases: z.array(lease).default([]),
   takeovers: z.array(takeover).default([]),
+  /**
+   * Set by CreateVolume before it makes data/ (an empty directory or a copy of the source), cleared
+   * when data/ is complete: a half-made volume is invisible, its retry finishes it, DeleteVolume
+   * and the collector of orphans remove it.
+   */
+  creatingAt: z.string().optional(),
   /** Set by DeleteVolume with onDelete=retain: the data stays in place, the volume is gone for the CO. */
   retainedAt: z.string().optional(),
   /** Set by DeleteVolume before it removes or archives anything: the volume is gone for the CO; a retry finishes the job. */

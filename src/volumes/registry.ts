@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { invalid, notFound } from '../csi/errors.js';
 import type { Backend } from '../backends/backend.js';
 import { parseGroupSnapshotId, parseSnapshotId, parseVolumeId, type VolumeRef } from './ids.js';
@@ -19,8 +20,8 @@ export interface Found<T> {
 export class Backends {
   private readonly stores = new Map<string, VolumeStore>();
 
-  constructor(backends: readonly Backend[]) {
-    for (const b of backends) this.stores.set(b.name, new VolumeStore(b));
+  constructor(backends: readonly Backend[], log?: Logger) {
+    for (const b of backends) this.stores.set(b.name, new VolumeStore(b, undefined, log));
   }
 
   /** The store of a backend named in an ID, or undefined (so the ID names nothing that exists). */
@@ -93,8 +94,8 @@ export class Backends {
   }
 }
 
-/** A volume a CO can use: it has a record, and is neither being deleted nor retained after deletion. */
-export const isLive = (record: VolumeRecord | undefined): record is VolumeRecord => record !== undefined && !record.retainedAt && !record.deletingAt;
+/** A volume a CO can use: it has a record, is complete, and is neither being deleted nor retained after deletion. */
+export const isLive = (record: VolumeRecord | undefined): record is VolumeRecord => record !== undefined && !record.creatingAt && !record.retainedAt && !record.deletingAt;
 
 /** Inside a record change: the record if the volume is live, else NOT_FOUND (it went away since the call looked it up). */
 export function live(record: VolumeRecord | undefined, id: string): VolumeRecord {

@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Backend } from '../backends/backend.js';
-import { GROUPS_DIR, SNAPSHOTS_DIR } from './ids.js';
+import type { Logger } from 'pino';
+import { GROUPS_DIR, isDirName, SNAPSHOTS_DIR } from './ids.js';
 import { aborted } from '../csi/errors.js';
 import { sleep } from '../util/time.js';
 import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NewVolumeRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
@@ -27,6 +28,8 @@ const generationOf = (name: string): number[] => {
   return m ? [Number(m[1])] : [];
 };
 export const DATA_DIR = 'data';
+/** A temporary file of an atomic write (`<file>.tmp-<random>`): renamed or linked into place, or removed. */
+export const TEMP_FILE = /\.tmp-[0-9a-f]{8}$/;
 const SNAPSHOT_RECORD = 'snapshot.json';
 const GROUP_RECORD = 'group.json';
 const ARCHIVE_DIR = '.archive';
@@ -42,9 +45,13 @@ export interface Contention {
 const CONTENTION: Contention = { attempts: 40, maxBackoffMs: 250 };
 
 export class VolumeStore {
+  /** Foreign directories already logged (lost+found and the like): said once, not on every List. */
+  private readonly ignored = new Set<string>();
+
   constructor(
     readonly backend: Backend,
     private readonly contention: Contention = CONTENTION,
+    private readonly log?: Logger,
   ) {}
 
   private get fs() {
@@ -109,21 +116,45 @@ export class VolumeStore {
   }
 
   /**
-   * Makes a volume's directories (copying `sourceData` into data/ if given), then its record — unless
-   * a record appeared meanwhile (another controller made it). Returns the record that stands.
+   * Begins a volume: its directory, then its record marked as being created (see `creatingAt`) —
+   * unless a record is there already (a retry, another controller): returns the record that stands.
    */
-  async createVolume(dir: string, record: NewVolumeRecord, sourceData: string | undefined, signal?: AbortSignal): Promise<VolumeRecord> {
+  async beginVolume(dir: string, record: NewVolumeRecord, now: Date, signal?: AbortSignal): Promise<VolumeRecord> {
     await this.fs.mkdir(dir, signal);
+    return (await this.updateVolume(dir, (current) => current ?? { ...record, creatingAt: now.toISOString() }, signal))!;
+  }
+
+  /**
+   * Finishes a volume `beginVolume` began: data/ (a copy of `sourceData`, files an earlier try
+   * copied skipped, or empty), then the record without its mark. Returns the record that stands:
+   * one being deleted meanwhile stays so.
+   */
+  async finishVolume(dir: string, sourceData: string | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
     const data = posix.join(dir, DATA_DIR);
     if (sourceData) await this.fs.copyTree(sourceData, data, signal);
     else await this.fs.mkdir(data, signal);
-    return (await this.updateVolume(dir, (current) => current ?? record, signal))!;
+    return this.updateVolume(dir, (current) => (current?.creatingAt && !current.deletingAt ? withoutCreating(current) : current), signal);
   }
 
-  /** Volume directories, sorted (records not read): the order ListVolumes pages through. */
+  /** Volume directories, sorted (records not read): the order ListVolumes pages through. Anything tether cannot have made is not one. */
   async volumeDirs(signal?: AbortSignal): Promise<string[]> {
-    const entries = await this.fs.list('.', signal);
-    return entries.filter((e) => e.isDirectory && !e.name.startsWith('.')).map((e) => e.name).sort();
+    return this.dirsIn('.', signal);
+  }
+
+  /**
+   * True if `dir` holds what a CreateVolume stopped before its record leaves (tether ≤ 0.1 made
+   * data/ first): nothing, its temporary files, an empty data/ or a partial copy in it. Anything
+   * else in a directory without a record is not tether's to remove.
+   */
+  async isHalfMade(dir: string, signal?: AbortSignal): Promise<boolean> {
+    if (!(await this.fs.exists(dir, signal))) return false;
+    const entries = await this.fs.list(dir, signal);
+    return entries.every((e) => (e.isDirectory ? e.name === DATA_DIR : TEMP_FILE.test(e.name)));
+  }
+
+  /** True if something is at the volume's directory, record or not. */
+  dirExists(dir: string, signal?: AbortSignal): Promise<boolean> {
+    return this.fs.exists(dir, signal);
   }
 
   /** True if the volume's data directory is there (for VolumeCondition). */
@@ -169,9 +200,23 @@ export class VolumeStore {
     await this.fs.writeFileAtomic(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), encodeRecord(record), signal);
   }
 
-  async snapshotDirs(signal?: AbortSignal): Promise<string[]> {
-    const entries = await this.fs.list(SNAPSHOTS_DIR, signal);
-    return entries.filter((e) => e.isDirectory && !e.name.startsWith('.')).map((e) => e.name).sort();
+  snapshotDirs(signal?: AbortSignal): Promise<string[]> {
+    return this.dirsIn(SNAPSHOTS_DIR, signal);
+  }
+
+  /** The directories under `path` whose names tether can have made, sorted; others are logged once at debug and ignored. */
+  private async dirsIn(path: string, signal?: AbortSignal): Promise<string[]> {
+    const entries = await this.fs.list(path, signal);
+    const dirs: string[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory || e.name.startsWith('.')) continue;
+      if (isDirName(e.name)) dirs.push(e.name);
+      else if (!this.ignored.has(posix.join(path, e.name))) {
+        this.ignored.add(posix.join(path, e.name));
+        this.log?.debug({ backend: this.backend.name, path: this.where(posix.join(path, e.name)) }, 'not a tether directory (a name tether never makes); ignored');
+      }
+    }
+    return dirs.sort();
   }
 
   removeSnapshot(dir: string, signal?: AbortSignal): Promise<void> {
@@ -215,7 +260,19 @@ export class VolumeStore {
   }
 }
 
-/** A file name for any node ID: plain IDs as they are, others encoded. */
-function nodeFile(nodeId: string): string {
-  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(nodeId) ? `${nodeId}.json` : `~${Buffer.from(nodeId).toString('base64url')}.json`;
+/**
+ * A file name for any node ID (up to the 256 bytes CSI allows) within NAME_MAX: plain IDs as they
+ * are, others encoded, and those whose encoding would be too long by a hash (the record holds the
+ * ID itself, and readNode checks it).
+ */
+export function nodeFile(nodeId: string): string {
+  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(nodeId)) return `${nodeId}.json`;
+  const encoded = Buffer.from(nodeId).toString('base64url');
+  return encoded.length <= 200 ? `~${encoded}.json` : `~h-${createHash('sha256').update(nodeId).digest('hex')}.json`;
+}
+
+/** A record without its creating mark. */
+function withoutCreating(record: VolumeRecord): NewVolumeRecord {
+  const { creatingAt: _done, ...rest } = record;
+  return rest;
 }

@@ -107,10 +107,28 @@ describe('tether-csi command line: exit 2 and one line naming the problem', () =
     await expectConfigError(args({ 'metrics-address': 'nine-thousand' }), /--metrics-address must be HOST:PORT/);
     await expectConfigError(args({ 'node-id': undefined }), /--node-id is required with --mode all/);
     const noKey = await configFile('no-key.yaml', { backends: [backend({ privateKeyFile: join(dir, 'no-such-key') })] });
-    await expectConfigError(args({ config: noKey }), /cannot read privateKeyFile .*no-such-key: ENOENT/);
+    await expectConfigError(args({ config: noKey }), /backends\.0\.privateKeyFile: cannot read .*no-such-key: ENOENT/);
     const notYaml = join(dir, 'not-yaml.yaml');
     await writeFile(notYaml, 'backends: [\n  - name: box\n');
     await expectConfigError(args({ config: notYaml }), /not-yaml\.yaml: not valid YAML/);
+  }, 60_000);
+
+  it('keys that cannot be used stop the start (not every CreateVolume later): malformed, encrypted, public for private, a host key that does not parse', async () => {
+    const garbage = join(dir, 'garbage-key');
+    await writeFile(garbage, '-----BEGIN OPENSSH PRIVATE KEY-----\nnot really\n-----END OPENSSH PRIVATE KEY-----\n', { mode: 0o600 });
+    const encrypted = join(dir, 'encrypted-key');
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret-passphrase', '-f', encrypted], { timeout: RUN_TIMEOUT_MS });
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['malformed.yaml', { privateKeyFile: garbage }, /malformed\.yaml: backends\.0\.privateKeyFile: .*garbage-key: not a usable private key/],
+      ['encrypted.yaml', { privateKeyFile: encrypted }, /backends\.0\.privateKeyFile: .*encrypted-key: not a usable private key \(Encrypted/],
+      ['public.yaml', { privateKeyFile: `${keyFile}.pub` }, /backends\.0\.privateKeyFile: .*this is a public key/],
+      ['hostkey-blob.yaml', { hostKey: 'ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ' }, /hostkey-blob\.yaml: backends\.0\.hostKey: the host key does not parse/],
+    ];
+    for (const [name, spoilt, problem] of cases) {
+      const line = await expectConfigError(args({ config: await configFile(name, { backends: [backend(spoilt)] }) }), problem);
+      expect(line).not.toContain('secret-passphrase');
+    }
+    await expectConfigError(args({ 'node-id': 'é'.repeat(129) }), /--node-id must be at most 256 bytes/);
   }, 60_000);
 
   it('a valid command line starts serving, and exits 0 on SIGTERM (control case)', async () => {

@@ -17,7 +17,8 @@ import { controllerService } from '../../src/controller/service.js';
 import { KeyedLocks } from '../../src/grpc/locks.js';
 import { Metrics } from '../../src/grpc/metrics.js';
 import { runCall, type PipelineDeps } from '../../src/grpc/pipeline.js';
-import { loadCsiServices } from '../../src/grpc/proto.js';
+import { loadCsiRoot, loadCsiServices } from '../../src/grpc/proto.js';
+import { buildRequestLimits } from '../../src/grpc/limits.js';
 import type { ControllerRpcs, GroupControllerRpcs } from '../../src/grpc/rpc.js';
 import { Backends } from '../../src/volumes/registry.js';
 import { DEFAULT_LEASE_TERMS, LeaseWatch } from '../../src/volumes/lease.js';
@@ -61,6 +62,8 @@ export interface TestController {
   cleanup(): Promise<void>;
 }
 
+const REQUEST_LIMITS = buildRequestLimits(loadCsiRoot());
+
 export async function startController(names: string[] = ['local']): Promise<TestController> {
   const roots: Record<string, string> = {};
   for (const name of names) roots[name] = await mkdtemp(path.join(os.tmpdir(), `tether-${name}-`));
@@ -69,7 +72,7 @@ export async function startController(names: string[] = ['local']): Promise<Test
   const deps = { backends, now: () => new Date('2026-01-02T03:04:05.678Z'), watch: new LeaseWatch(DEFAULT_LEASE_TERMS.termMs, () => monotonic), metrics: new Metrics() };
   const controller = controllerService(deps);
   const group = groupControllerService(deps);
-  const pipeline: PipelineDeps = { log: pino({ level: 'silent' }), metrics: new Metrics(), locks: new KeyedLocks(), redact: (_, m) => m, maxCallMs: 30_000 };
+  const pipeline: PipelineDeps = { log: pino({ level: 'silent' }), metrics: new Metrics(), locks: new KeyedLocks(), redact: (_, m) => m, checkLimits: REQUEST_LIMITS, maxCallMs: 30_000 };
   const bounds = { remainingMs: 30_000, onCancel: () => () => undefined };
 
   const call = <M extends Method>(method: M, request: Input<M>): Promise<Output<M>> => {

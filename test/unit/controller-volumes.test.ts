@@ -1,7 +1,7 @@
 // CreateVolume, DeleteVolume, ListVolumes and ListSnapshots (src/controller/create-volume.ts,
 // volumes.ts, snapshots.ts) through the real pipeline on real directories: what a repeated or
 // conflicting create answers, what delete does to the data, and how pages are walked.
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mountCapability, startController, type TestController } from '../support/handlers.js';
 
@@ -126,6 +126,67 @@ describe('DeleteVolume', () => {
     await create('pvc-1');
     await ctl.call('DeleteVolume', { volume_id: id });
     expect(await readdir(ctl.roots.local!)).toEqual(['.nodes', 'pvc-1']);
+  });
+});
+
+describe('half-made volumes and things in the base directory that are not volumes', () => {
+  const at = (...parts: string[]) => path.join(ctl.roots.local!, ...parts);
+  /** What a CreateVolume killed between its directory and its record leaves (tether ≤ 0.1 made data/ first). */
+  const halfMade = async (dir: string) => {
+    await mkdir(at(dir, 'data', 'sub'), { recursive: true });
+    await writeFile(at(dir, 'data', 'sub', 'partial'), 'half a clone');
+    await writeFile(at(dir, 'volume.1.json.tmp-0123abcd'), '{"kind":');
+  };
+
+  test('a CreateVolume stopped after its record (marked as being created): invisible; the retry finishes it; the record loses its mark', async () => {
+    await ctl.backends.get('local')!.beginVolume('pvc-1', { kind: 'tether.volume/v1', name: 'pvc-1', capacityBytes: GiB, parameters: { backend: 'local' }, onDelete: 'delete', contentSource: null, createdAt: 'x', publications: [], claims: [], leases: [], takeovers: [] }, new Date());
+    expect((await ctl.call('ListVolumes', {})).entries).toEqual([]);
+    expect((await ctl.failure('ControllerGetVolume', { volume_id: 'local/pvc-1' })).code).toBe('NOT_FOUND');
+    expect((await ctl.failure('ControllerPublishVolume', { volume_id: 'local/pvc-1', node_id: 'node-a', volume_capability: caps[0] })).code).toBe('NOT_FOUND');
+    expect((await create('pvc-1')).volume!.volume_id).toBe('local/pvc-1');
+    expect(await exists(at('pvc-1', 'data'))).toBe(true);
+    expect(JSON.parse(await readFile(at('pvc-1', 'volume.2.json'), 'utf8'))).not.toHaveProperty('creatingAt');
+    expect((await ctl.call('ListVolumes', {})).entries!.map((e) => e.volume!.volume_id)).toEqual(['local/pvc-1']);
+  });
+
+  test('DeleteVolume of a volume marked as being created removes it, whatever onDelete says (no one ever had it)', async () => {
+    await ctl.backends.get('local')!.beginVolume('pvc-1', { kind: 'tether.volume/v1', name: 'pvc-1', capacityBytes: GiB, parameters: {}, onDelete: 'retain', contentSource: null, createdAt: 'x', publications: [], claims: [], leases: [], takeovers: [] }, new Date());
+    await ctl.call('DeleteVolume', { volume_id: 'local/pvc-1' });
+    expect(await readdir(ctl.roots.local!)).toEqual(['.nodes']);
+  });
+
+  test('DeleteVolume of a half-made directory without a record (data/ partly copied, a temp file) removes it; a retry is OK', async () => {
+    await halfMade('pvc-1');
+    await ctl.call('DeleteVolume', { volume_id: 'local/pvc-1' });
+    expect(await readdir(ctl.roots.local!)).toEqual(['.nodes']);
+    await ctl.call('DeleteVolume', { volume_id: 'local/pvc-1' });
+  });
+
+  test('the retried CreateVolume of a half-made directory without a record finishes it', async () => {
+    await halfMade('pvc-1');
+    await create('pvc-1');
+    expect(await readFile(at('pvc-1', 'data', 'sub', 'partial'), 'utf8')).toBe('half a clone');
+    expect((await ctl.call('ListVolumes', {})).entries).toHaveLength(1);
+  });
+
+  test('DeleteVolume of a directory that holds anything else and no record: OK, and every file stays', async () => {
+    await mkdir(at('backups', 'data'), { recursive: true });
+    await writeFile(at('backups', 'README'), 'mine');
+    await ctl.call('DeleteVolume', { volume_id: 'local/backups' });
+    expect(await readFile(at('backups', 'README'), 'utf8')).toBe('mine');
+    expect(await exists(at('backups', 'data'))).toBe(true);
+  });
+
+  test('lost+found, foreign directories and damaged records: ListVolumes lists the volumes and ignores the rest; Get says NOT_FOUND', async () => {
+    await create('v1');
+    await mkdir(at('lost+found'), { mode: 0o700 });
+    await mkdir(at('Photos 2024'));
+    await mkdir(at('plain-dir'));
+    await writeFile(at('plain-dir', 'volume.1.json'), 'not json');
+    await writeFile(at('a-file'), '');
+    expect((await ctl.call('ListVolumes', {})).entries!.map((e) => e.volume!.volume_id)).toEqual(['local/v1']);
+    expect((await ctl.call('ListVolumes', { max_entries: 1 })).next_token).toBe('');
+    for (const id of ['local/lost+found', 'local/Photos 2024']) expect((await ctl.failure('ControllerGetVolume', { volume_id: id })).code).toBe('NOT_FOUND');
   });
 });
 

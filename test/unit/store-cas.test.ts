@@ -20,6 +20,12 @@ afterEach(() => rm(root, { recursive: true, force: true }));
 
 const store = (backend: Backend = localBackend('local', root)) => new VolumeStore(backend);
 const fresh: NewVolumeRecord = { kind: 'tether.volume/v1', name: 'v', capacityBytes: 1, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: '2026-01-01T00:00:00.000Z', publications: [], claims: [], leases: [], takeovers: [] };
+const NOW = new Date('2026-01-01T00:00:00.000Z');
+/** The volume's first record, generation 1, as these tests start from (CreateVolume's own steps are tested in controller-volumes). */
+const firstRecord = async (s: VolumeStore) => {
+  await s.backend.fs.mkdir('v');
+  return s.updateVolume('v', (current) => current ?? fresh);
+};
 const pub = (nodeId: string): Publication => ({ nodeId, accessMode: 'MULTI_NODE_MULTI_WRITER', readonly: false });
 const addNode = (nodeId: string) => (current: NewVolumeRecord | undefined) =>
   current && !current.publications.some((p) => p.nodeId === nodeId) ? { ...current, publications: [...current.publications, pub(nodeId)] } : current;
@@ -27,7 +33,7 @@ const addNode = (nodeId: string) => (current: NewVolumeRecord | undefined) =>
 describe('updateVolume', () => {
   test('the first record is generation 1; each change the next; a change to the same record writes nothing', async () => {
     const s = store();
-    await s.createVolume('v', fresh, undefined);
+    await firstRecord(s);
     expect((await s.readVolume('v'))?.generation).toBe(1);
     await s.updateVolume('v', addNode('a'));
     await s.updateVolume('v', addNode('a'));
@@ -36,12 +42,12 @@ describe('updateVolume', () => {
     await s.updateVolume('v', addNode('c'));
     expect(await s.readVolume('v')).toMatchObject({ generation: 4, publications: [pub('a'), pub('b'), pub('c')] });
     // older generations are cleaned up as writers move on: at most the current one and the one before
-    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['data', 'volume.3.json', 'volume.4.json']);
+    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['volume.3.json', 'volume.4.json']);
   });
 
   test.each([2, 3, 5])('%i stores, 20 concurrent changes each: every change lands exactly once', async (stores) => {
     const writers = Array.from({ length: stores }, () => store());
-    await writers[0]!.createVolume('v', fresh, undefined);
+    await firstRecord(writers[0]!);
     const nodes = writers.flatMap((_, w) => Array.from({ length: 20 }, (_, i) => `w${w}-n${i}`));
     await Promise.all(nodes.map((node, i) => writers[i % stores]!.updateVolume('v', addNode(node))));
     const record = await writers[0]!.readVolume('v');
@@ -51,7 +57,7 @@ describe('updateVolume', () => {
 
   test('a single-node decision under contention: of 30 writers asking for the volume, one gets it', async () => {
     const writers = Array.from({ length: 3 }, () => store());
-    await writers[0]!.createVolume('v', fresh, undefined);
+    await firstRecord(writers[0]!);
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, (_, i) =>
         writers[i % 3]!.updateVolume('v', (current) => {
@@ -66,14 +72,14 @@ describe('updateVolume', () => {
 
   test('two creates of one volume at once: one record stands, and both see it', async () => {
     const [a, b] = [store(), store()];
-    const [ra, rb] = await Promise.all([a.createVolume('v', { ...fresh, capacityBytes: 1 }, undefined), b.createVolume('v', { ...fresh, capacityBytes: 2 }, undefined)]);
+    const [ra, rb] = await Promise.all([a.beginVolume('v', { ...fresh, capacityBytes: 1 }, NOW), b.beginVolume('v', { ...fresh, capacityBytes: 2 }, NOW)]);
     expect(ra).toEqual(rb);
     expect((await a.readVolume('v'))!.generation).toBe(1);
   });
 
   test('a writer stalled between its read and its write (delay injected: a slow process) finds the record moved on and decides again', async () => {
     const fast = store();
-    await fast.createVolume('v', fresh, undefined);
+    await firstRecord(fast);
     let stalled: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (stalled = resolve));
     const slowFs = slowFirstLink(localBackend('local', root).fs, gate);
@@ -87,26 +93,26 @@ describe('updateVolume', () => {
   });
 
   test('a change that keeps losing (fault injected: another writer always links first) gives up with ABORTED, leaving no file behind', async () => {
-    await store().createVolume('v', fresh, undefined);
+    await firstRecord(store());
     const real = localBackend('local', root).fs;
     const alwaysLoses = Object.assign(Object.create(real) as RemoteFs, { linkExclusive: async () => false });
     const loser = new VolumeStore({ ...localBackend('local', root), fs: alwaysLoses }, { attempts: 5, maxBackoffMs: 1 });
     const err = await csiErrorAsync(loser.updateVolume('v', addNode('a')));
     expect(codeName(err)).toBe('ABORTED');
     expect(err.message).toContain('changed 5 times');
-    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['data', 'volume.1.json']);
+    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['volume.1.json']);
   });
 
   test('a v0.1 record (volume.json, no generation) is generation 0, and the first change moves it on', async () => {
     const s = store();
-    await s.createVolume('v', fresh, undefined);
+    await firstRecord(s);
     const { rename } = await import('node:fs/promises');
     await rename(path.join(root, 'v', 'volume.1.json'), path.join(root, 'v', 'volume.json'));
     expect((await s.readVolume('v'))?.generation).toBe(0);
     await s.updateVolume('v', addNode('a'));
     await s.updateVolume('v', addNode('b'));
     await s.updateVolume('v', addNode('c'));
-    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['data', 'volume.2.json', 'volume.3.json']);
+    expect((await readdir(path.join(root, 'v'))).sort()).toEqual(['volume.2.json', 'volume.3.json']);
   });
 });
 
