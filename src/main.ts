@@ -21,8 +21,12 @@ import { nodeService } from './node/service.js';
 import { monotonicMs } from './util/time.js';
 import { LeaseWatch } from './volumes/lease.js';
 import { Backends } from './volumes/registry.js';
+import { COLLECTOR_LIMITS, collectOrphans } from './volumes/collector.js';
 
 const REGISTER_RETRY_MS = 30_000;
+/** The collector of orphans runs this long after start, then at this interval. */
+const COLLECT_FIRST_MS = 5 * 60_000;
+const COLLECT_EVERY_MS = 3_600_000;
 /** How often a node tries again to release a claim whose backend did not answer at NodeUnstage. */
 const CLAIM_RETRY_MS = 10_000;
 
@@ -41,6 +45,7 @@ async function main(): Promise<void> {
   const services: ServiceSet = { Identity: identityService(config.driverName, config.mode !== 'node') };
   const watch = new LeaseWatch(config.lease.termMs, monotonicMs);
   if (config.mode !== 'node') {
+    collectPeriodically(backends, log);
     const deps = { backends, now: () => new Date(), watch, metrics };
     services.Controller = controllerService(deps);
     services.GroupController = groupControllerService(deps);
@@ -76,6 +81,23 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+}
+
+/** Removes orphans (see collectOrphans) a few minutes after start, then every hour; one run at a time, never failing the process. */
+function collectPeriodically(backends: Backends, log: Logger): void {
+  let running = false;
+  const runOnce = async () => {
+    if (running) return;
+    running = true;
+    for (const store of backends.all()) {
+      await collectOrphans(store, new Date(), COLLECTOR_LIMITS, log).catch((err: unknown) => log.warn({ backend: store.backend.name, err: (err as Error).message }, 'the collector of orphans could not finish; it tries again in an hour'));
+    }
+    running = false;
+  };
+  setTimeout(() => {
+    void runOnce();
+    setInterval(() => void runOnce(), COLLECT_EVERY_MS).unref();
+  }, COLLECT_FIRST_MS).unref();
 }
 
 /**

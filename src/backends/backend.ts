@@ -68,4 +68,6 @@ export interface RemoteFs {
   /** Copies a tree on the server where the protocol allows it; files already copied are skipped. */
   copyTree(from: string, to: string, signal?: AbortSignal): Promise<void>;
   usage(signal?: AbortSignal): Promise<{ totalBytes: number; availableBytes: number }>;
+  /** When `path` (not followed if a symlink) was last modified, by the server's clock; undefined if missing. */
+  modifiedAt(path: string, signal?: AbortSignal): Promise<Date | undefined>;
 }

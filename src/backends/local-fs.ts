@@ -138,6 +138,10 @@ export class LocalFs implements RemoteFs {
       return { totalBytes: health.usage.totalBytes, availableBytes: health.usage.availableBytes };
     });
   }
+
+  modifiedAt(p: string, signal?: AbortSignal): Promise<Date | undefined> {
+    return this.run(`stat ${p}`, signal, (abs) => lstat(abs(p)).then((st) => st.mtime, ifMissing(undefined)));
+  }
 }
 
 /** Writes `data` to a new temporary file beside `target` and syncs it; returns its path. */

@@ -189,6 +189,11 @@ export class SftpFs implements RemoteFs {
     return { totalBytes: Number(v.blocks) * Number(v.frsize), availableBytes: Number(v.bavail) * Number(v.frsize) };
   }
 
+  async modifiedAt(path: string, signal?: AbortSignal): Promise<Date | undefined> {
+    const st = await this.lstat(this.abs(path), signal);
+    return st && new Date(st.mtime * 1000);
+  }
+
   close(): Promise<void> {
     return this.session.close();
   }

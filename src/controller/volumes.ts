@@ -1,6 +1,6 @@
 import { invalid, outOfRange, precondition } from '../csi/errors.js';
 import { live } from '../volumes/registry.js';
-import type { NewVolumeRecord, VolumeRecord } from '../volumes/records.js';
+import type { VolumeRecord } from '../volumes/records.js';
 import type { ControllerRpcs } from '../grpc/rpc.js';
 import { checkMaxEntries, requireFields } from '../grpc/validate.js';
 import { checkCapability } from '../volumes/access.js';
@@ -29,33 +29,19 @@ export function deleteVolume({ backends, now, watch }: ControllerDeps): Controll
       const ref = parseVolumeId(req.volume_id);
       const store = ref && backends.get(ref.backend);
       if (!ref || !store) return {}; // not an ID tether made: nothing to delete
-      const halfMade = (await store.readVolume(ref.dir, signal)) === undefined && (await store.isHalfMade(ref.dir, signal));
+      if (await store.discardHalfMade(ref.dir, now(), signal)) return {};
       const after = await store.updateVolume(ref.dir, (current) => {
-        if (!current) return halfMade ? tombstone(now()) : current;
-        if (current.retainedAt || current.deletingAt) return current;
-        if (current.creatingAt) return { ...current, deletingAt: now().toISOString() };
+        if (!current || current.retainedAt || current.deletingAt || current.creatingAt) return current; // a create that began since: its retry or a later delete
         refuseWhileHeld(current, req.volume_id, watch);
         return current.onDelete === 'retain' ? { ...current, retainedAt: now().toISOString() } : { ...current, deletingAt: now().toISOString() };
       }, signal);
-      if (!after) {
-        if (await store.dirExists(ref.dir, signal)) log.info({ volume: req.volume_id, at: store.where(ref.dir) }, 'a directory of this name holds no tether volume and other things than a half-made one: left as it is');
-        return {};
-      }
-      if (!after.deletingAt) return {}; // retained
-      if (after.onDelete === 'archive' && !after.creatingAt && after.name !== TOMBSTONE_NAME) await store.archiveVolume(ref.dir, now(), signal);
+      if (!after && (await store.dirExists(ref.dir, signal))) log.info({ volume: req.volume_id, at: store.where(ref.dir) }, 'a directory of this name holds no tether volume, and more than a half-made one: left as it is');
+      if (!after?.deletingAt) return {}; // gone already, retained, or not tether's
+      if (after.onDelete === 'archive') await store.archiveVolume(ref.dir, now(), signal);
       else await store.removeVolume(ref.dir, signal);
       return {};
     },
   };
-}
-
-/** The name of the record DeleteVolume writes over a half-made volume that has none, to claim its removal. */
-const TOMBSTONE_NAME = '(half-made)';
-
-/** The record that marks a recordless half-made volume as being deleted: another controller's CreateVolume then waits (ABORTED). */
-function tombstone(now: Date): NewVolumeRecord {
-  const at = now.toISOString();
-  return { kind: 'tether.volume/v1', name: TOMBSTONE_NAME, capacityBytes: 0, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: at, publications: [], claims: [], leases: [], takeovers: [], creatingAt: at, deletingAt: at };
 }
 
 /** Refuses to delete a volume that is published, claimed, or leased (a lease not yet watched lapse for a full term). */

@@ -152,6 +152,24 @@ export class VolumeStore {
     return entries.every((e) => (e.isDirectory ? e.name === DATA_DIR : TEMP_FILE.test(e.name)));
   }
 
+  /**
+   * Removes a volume no one ever had: one marked as being created, or a directory without a record
+   * holding only what a stopped CreateVolume leaves (see isHalfMade). Decided by compare-and-swap —
+   * a recordless one gets a tombstone record first — so a CreateVolume racing from another
+   * controller either lands first (and this does nothing) or finds it being deleted (ABORTED).
+   * True if it was half-made and is gone.
+   */
+  async discardHalfMade(dir: string, now: Date, signal?: AbortSignal): Promise<boolean> {
+    const recordless = (await this.readVolume(dir, signal)) === undefined && (await this.isHalfMade(dir, signal));
+    const after = await this.updateVolume(dir, (current) => {
+      if (!current) return recordless ? tombstone(now) : current;
+      return current.creatingAt && !current.deletingAt ? { ...current, deletingAt: now.toISOString() } : current;
+    }, signal);
+    if (!after?.creatingAt || !after.deletingAt) return false;
+    await this.removeVolume(dir, signal);
+    return true;
+  }
+
   /** True if something is at the volume's directory, record or not. */
   dirExists(dir: string, signal?: AbortSignal): Promise<boolean> {
     return this.fs.exists(dir, signal);
@@ -269,6 +287,12 @@ export function nodeFile(nodeId: string): string {
   if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/.test(nodeId)) return `${nodeId}.json`;
   const encoded = Buffer.from(nodeId).toString('base64url');
   return encoded.length <= 200 ? `~${encoded}.json` : `~h-${createHash('sha256').update(nodeId).digest('hex')}.json`;
+}
+
+/** The record that claims the removal of a recordless half-made volume: marked as being created and as being deleted. */
+function tombstone(now: Date): NewVolumeRecord {
+  const at = now.toISOString();
+  return { kind: 'tether.volume/v1', name: '(half-made)', capacityBytes: 0, parameters: {}, onDelete: 'delete', contentSource: null, createdAt: at, publications: [], claims: [], leases: [], takeovers: [], creatingAt: at, deletingAt: at };
 }
 
 /** A record without its creating mark. */
