@@ -27,10 +27,15 @@ export type CsiClient = Record<string, Call> & Record<CsiMethod, Call> & { close
 
 const DEFAULT_DEADLINE_MS = 60_000;
 
-/** A plain grpc-js client of all three CSI services on one socket, with promise methods named like the RPCs. */
+/**
+ * A plain grpc-js client of the CSI services on one socket, with promise methods named like the RPCs.
+ * All services share one channel — one HTTP/2 connection, as a CO's sidecar has — so a call that
+ * harmed the connection would be seen by the next.
+ */
 export function csiClient(endpoint: string): CsiClient {
   const pkg = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as any;
-  const clients: Client[] = ['Identity', 'Controller', 'Node'].map((s) => new pkg.csi.v1[s](endpoint, credentials.createInsecure()));
+  const first: Client = new pkg.csi.v1.Identity(endpoint, credentials.createInsecure());
+  const clients: Client[] = [first, ...['Controller', 'GroupController', 'Node'].map((s) => new pkg.csi.v1[s](endpoint, credentials.createInsecure(), { channelOverride: first.getChannel() }))];
   const api: Record<string, Call> = {};
   for (const client of clients) {
     for (const method of Object.keys(Object.getPrototypeOf(client))) {
@@ -50,5 +55,5 @@ export function csiClient(endpoint: string): CsiClient {
         });
     }
   }
-  return Object.assign(api, { close: () => clients.forEach((c) => c.close()) }) as CsiClient;
+  return Object.assign(api, { close: () => first.close() }) as CsiClient;
 }
