@@ -36,6 +36,9 @@ export function stopIfEnded(signal: AbortSignal | undefined, what: string): void
 /** POSIX error codes of network and transport failures: the backend is unreachable, a retry may work. */
 const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EIO', 'ESTALE']);
 
+/** Errors of a path's shape (too long, a loop of symlinks, a file where a directory must be): the request's paths are at fault. */
+const PATH_SHAPE = new Set(['ENAMETOOLONG', 'ELOOP', 'ENOTDIR']);
+
 /**
  * The POSIX name of an operating-system error. Node names most errnos in `code`, but not all:
  * ESTALE from a file operation arrives as "Unknown system error -116", with only `errno` set.
@@ -59,6 +62,7 @@ export function toCsiError(err: unknown): CsiError {
   const message = typeof e?.message === 'string' ? firstLine(e.message) : String(err);
   const errno = errnoName(err);
   if (errno && TRANSIENT.has(errno)) return unavailable(message.replace(/Unknown system error -116/g, 'ESTALE: stale file handle'));
+  if (errno && PATH_SHAPE.has(errno)) return invalid(`a path of the request cannot be used: ${message}`);
   if (e?.level === 'client-timeout' || e?.level === 'client-socket') return unavailable(message);
   return internal(message);
 }

@@ -23,6 +23,12 @@ describe('toCsiError', () => {
     },
   );
 
+  test.each<[string]>([['ENAMETOOLONG'], ['ELOOP'], ['ENOTDIR']])('an error with code %s (the shape of a path) → INVALID_ARGUMENT, saying so', (code) => {
+    const err = toCsiError(withCode(`${code}: mkdir '/var/lib/kubelet/x'`, code));
+    expect(status[err.code]).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe(`a path of the request cannot be used: ${code}: mkdir '/var/lib/kubelet/x'`);
+  });
+
   test('ESTALE that Node cannot name (only errno -116, as from a file operation on a stale NFS mount) → UNAVAILABLE, named', () => {
     const thrown = Object.assign(new Error("Unknown system error -116: Unknown system error -116, open '/mnt/x/volume.json'"), { errno: -116, code: 'Unknown system error -116' });
     const err = toCsiError(thrown);
