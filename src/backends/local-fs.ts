@@ -2,9 +2,9 @@ import { link, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DirEntry, RemoteFs } from './backend.js';
-import { errnoName, stopIfEnded } from '../csi/errors.js';
+import { cancelled, deadline, errnoName, stopIfEnded } from '../csi/errors.js';
 import { probeMount } from '../mounts/probe.js';
-import { run } from '../util/exec.js';
+import { CommandError, run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 
 /** A use of the mounted export: its root, and how to give it back or report it stale. */
@@ -118,14 +118,20 @@ export class LocalFs implements RemoteFs {
     return this.run(`rename ${from}`, signal, (abs) => rename(abs(from), abs(to)).then(() => true, ifMissing(false)));
   }
 
-  /** cp -a with reflinks where the filesystem has them; on NFS 4.2, cp's copy_file_range lets the server copy. */
+  /**
+   * cp -a with reflinks where the filesystem has them; on NFS 4.2, cp's copy_file_range lets the server
+   * copy. The call's end stops cp (SIGTERM, SIGKILL a second later), and the copy settles only once cp
+   * has exited: the volume's lock, held until then, keeps a retry from copying beside it.
+   */
   copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
     return this.run(
       `copy ${from}`,
       signal,
       async (abs) => {
         await mkdir(abs(to), { recursive: true });
-        await run('cp', ['-a', '--reflink=auto', '--', `${abs(from)}/.`, abs(to)], { timeoutMs: COPY_TIMEOUT_MS, signal });
+        await run('cp', ['-a', '--reflink=auto', '--', `${abs(from)}/.`, abs(to)], { timeoutMs: COPY_TIMEOUT_MS, signal }).catch((err: unknown) => {
+          throw stoppedCopy(err, `copy of ${from} on ${this.location}`);
+        });
       },
       COPY_TIMEOUT_MS + 5000,
     );
@@ -158,6 +164,12 @@ async function writeTemp(target: string, data: Buffer): Promise<string> {
   }
   await handle.close();
   return tmp;
+}
+
+/** A cp stopped by its call's end is CANCELLED, one stopped at its time limit DEADLINE_EXCEEDED; other failures pass as they are. */
+function stoppedCopy(err: unknown, what: string): unknown {
+  if (!(err instanceof CommandError) || err.outcome === 'failed') return err;
+  return err.outcome === 'cancelled' ? cancelled(`the call ended during the ${what}; cp was stopped`) : deadline(`${what}: ${err.message}`);
 }
 
 /** A copy is as slow as the data is large: bounded by the RPC's deadline first, by this at the latest. */

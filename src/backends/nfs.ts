@@ -13,11 +13,31 @@ import { checkOptions, splitOptions } from './options.js';
 /**
  * The controller's own mount of the export is soft: a dead server makes a controller call fail
  * (and be retried) instead of hanging a thread of the pool every file operation shares. It caches
- * no attributes or lookups: records change by exclusive links from other controllers and nodes,
- * and a cached directory listing would hide a newer generation. These come after the backend's own
- * options, so they win over them.
+ * no directory attributes or negative lookups: records change by exclusive links from other
+ * controllers and nodes, and a cached directory listing would hide a newer generation.
  */
 const CONTROLLER_OPTIONS = ['soft', 'timeo=50', 'retrans=2', 'retry=0', 'acdirmin=0', 'acdirmax=0', 'lookupcache=positive'];
+
+/**
+ * The backend options the controller's mount leaves out, because they set what CONTROLLER_OPTIONS
+ * set: its options must win whatever the backend says and wherever it says it — not only by coming
+ * last. `hard` and `softerr` undo `soft`; `softreval` would answer from the cache when the server is
+ * down; `intr` is ignored by the kernel but belongs to the same pair; `actimeo` sets the directory
+ * cache times too. `noac` stays: it only caches less.
+ */
+const CONTROLLER_SETS = new Set(['soft', 'hard', 'softerr', 'softreval', 'nosoftreval', 'intr', 'nointr', 'timeo', 'retrans', 'retry', 'acdirmin', 'acdirmax', 'actimeo', 'lookupcache']);
+
+/** The options of the controller's mount: the backend's (how to reach the server), minus what the controller sets, then the controller's. */
+function controllerOptions(backendOptions: readonly string[]): string[] {
+  return [...splitOptions(backendOptions).filter((o) => !CONTROLLER_SETS.has(keyOf(o))), ...CONTROLLER_OPTIONS];
+}
+
+/** A read-only mount: mount(8) and the kernel take the last of `ro` and `rw`, so no `rw` anywhere, and `ro` last. */
+function readOnly(options: readonly string[]): string[] {
+  return [...splitOptions(options).filter((o) => o !== 'rw' && o !== 'ro'), 'ro'];
+}
+
+const keyOf = (option: string) => option.split('=', 1)[0]!;
 
 /** The port NFSv4 (and v3's NFS service) listens on; tether's mounts never set another. */
 const NFS_PORT = 2049;
@@ -35,8 +55,10 @@ export class NfsBackend implements Backend {
     log: Logger,
   ) {
     this.name = config.name;
-    this.exportMount = new ExportMount(this.spec(config.share, [], CONTROLLER_OPTIONS), path.join(runtimeDir, 'controller', config.name), new Mounter(runtimeDir, log));
-    this.fs = new LocalFs(`${config.server}:${config.share}`, () => this.exportMount.acquire());
+    const location = `${config.server}:${config.share}`;
+    const spec = this.spec(config.share, controllerOptions(config.mountOptions));
+    this.exportMount = new ExportMount(spec, path.join(runtimeDir, 'controller', config.name), new Mounter(runtimeDir, log), `backend "${config.name}" (${location})`);
+    this.fs = new LocalFs(location, () => this.exportMount.acquire());
   }
 
   checkMountOptions(options: readonly string[]): void {
@@ -46,16 +68,15 @@ export class NfsBackend implements Backend {
   mountSpec(dir: string, request: MountRequest): MountSpec {
     // A superblock of its own per volume (unless asked otherwise): a fence (umount --force, the
     // shutdown switch) then stops this volume's requests only, not those of every volume of the export.
-    const options = ['nosharecache', ...request.flags];
-    if (request.readonly) options.push('ro');
-    return { ...this.spec(posix.join(this.config.share, dir), options), groupAccess: request.group };
+    // The backend's options come after the StorageClass's: they win over them.
+    const options = ['nosharecache', ...request.flags, ...this.config.mountOptions];
+    return { ...this.spec(posix.join(this.config.share, dir), request.readonly ? readOnly(options) : options), groupAccess: request.group };
   }
 
-  /** `before` the backend's mount options (they win over it), `after` them (it wins). */
-  private spec(exportPath: string, before: string[], after: string[] = []): MountSpec {
+  private spec(exportPath: string, mountOptions: readonly string[]): MountSpec {
     const host = this.config.server.includes(':') ? `[${this.config.server}]` : this.config.server;
     const source = `${host}:${exportPath}`;
-    const options = splitOptions([...before, ...this.config.mountOptions, ...after]);
+    const options = splitOptions(mountOptions);
     const version = requestedVersion(options);
     return {
       // With no version asked for, the kernel negotiates (4.2 down to 3): either type can result.

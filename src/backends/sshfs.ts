@@ -53,10 +53,12 @@ export class SshfsBackend implements Backend {
   mountSpec(dir: string, request: MountRequest): MountSpec {
     const { host, port, user, hostKey } = this.config;
     const source = `${user}@${host.includes(':') ? `[${host}]` : host}:${posix.join(this.config.path, dir)}`;
-    const chosen = splitOptions([...request.flags, ...this.config.mountOptions]);
+    const given = splitOptions([...request.flags, ...this.config.mountOptions]);
+    // FUSE takes the last of `ro` and `rw`: a read-only mount carries no `rw` from anyone, and one `ro`.
+    const chosen = request.readonly ? given.filter((o) => o !== 'rw' && o !== 'ro') : given;
     const keys = new Set(chosen.map((o) => o.split('=')[0]));
     const options = [...chosen, ...DEFAULTS.filter((o) => !keys.has(o.split('=')[0]))];
-    if (request.readonly && !keys.has('ro')) options.push('ro');
+    if (request.readonly) options.push('ro');
     if (request.group !== undefined && !keys.has('gid')) options.push(`gid=${request.group}`);
     const knownHost = port === 22 ? host : `[${host}]:${port}`;
     return {

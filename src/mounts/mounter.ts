@@ -1,8 +1,8 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { CsiError, notFound, unavailable, internal } from '../csi/errors.js';
-import { run } from '../util/exec.js';
+import { cancelled, CsiError, notFound, unavailable, internal } from '../csi/errors.js';
+import { CommandError, run } from '../util/exec.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
 import { probeMount } from './probe.js';
 import type { Cutoff, MountSpec } from './spec.js';
@@ -22,6 +22,8 @@ export class Mounter {
   constructor(
     private readonly runtimeDir: string,
     private readonly log: Logger,
+    /** A mount that has not finished by then is stopped: its server does not answer (UNAVAILABLE). */
+    private readonly mountTimeoutMs = MOUNT_TIMEOUT_MS,
   ) {}
 
   /** The private directory for one mount's secret files. */
@@ -39,11 +41,11 @@ export class Mounter {
     const stderrFile = path.join(dir, 'mount.log');
     try {
       // sshfs daemonizes and its ssh child keeps stderr open: capture it in a file, not a pipe.
-      await run(spec.command, spec.args(target, dir), { timeoutMs: MOUNT_TIMEOUT_MS, signal, stderrFile });
+      await run(spec.command, spec.args(target, dir), { timeoutMs: this.mountTimeoutMs, signal, stderrFile });
     } catch (err) {
       const detail = (await readFile(stderrFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
       await this.removeSecrets(target);
-      throw mountError(spec, detail || (err as Error).message);
+      throw mountError(spec, err, detail);
     }
     const table = await readMountTable(signal);
     const entry = mountAt(table, target);
@@ -129,11 +131,22 @@ export class Mounter {
   }
 }
 
-/** A failed mount, with the status a CO can act on: missing volume, unreachable server, or other. */
-function mountError(spec: MountSpec, detail: string): CsiError {
+/**
+ * A failed mount, with the status a CO can act on: stopped because the call ended, missing volume,
+ * unreachable server (a mount that does not finish in time is one: its server does not answer), or other.
+ */
+function mountError(spec: MountSpec, err: unknown, stderr: string): CsiError {
+  const outcome = err instanceof CommandError ? err.outcome : 'failed';
+  const said = stderr ? `: ${stderr}` : '';
+  if (outcome === 'cancelled') return cancelled(`the call ended while ${spec.command} mounted ${spec.source}; stopped it${said}`);
+  if (outcome === 'timed out') return unavailable(`${spec.command} could not mount ${spec.source}: the server does not answer (${(err as Error).message})${said}`);
+  const detail = stderr || (err as Error).message;
   const message = `${spec.command} could not mount ${spec.source}: ${detail}`;
   if (/no such file|not found/i.test(detail)) return notFound(`${message} (the volume directory does not exist on the server)`);
-  if (/connection|host key|timed out|unreachable|refused|reset|disconnect|permission denied/i.test(detail)) return unavailable(message);
+  if (UNREACHABLE.test(detail)) return unavailable(message);
   return internal(message);
 }
+
+/** What mount.nfs, sshfs and ssh print when the server cannot be reached or refuses the connection. */
+const UNREACHABLE = /connection|host key|timed out|unreachable|no route to host|host is down|refused|reset|disconnect|permission denied/i;
 

@@ -1,3 +1,4 @@
+import { cancelled } from '../csi/errors.js';
 import { CommandError, run } from '../util/exec.js';
 
 export interface FsUsage {
@@ -50,11 +51,12 @@ export async function probeMount(path: string, timeoutMs: number, signal?: Abort
       },
     };
   } catch (err) {
-    if (err instanceof CommandError) {
-      if (err.timedOut) return { ok: false, kind: 'unreachable', reason: `the filesystem did not answer within ${timeoutMs} ms (server hung or unreachable)` };
-      const reason = err.stderr.replace(/^stat: /, '') || err.message;
-      return { ok: false, kind: brokenKind(reason), reason };
-    }
-    throw err;
+    if (!(err instanceof CommandError)) throw err;
+    // A probe stopped because its call ended says nothing about the mount: reporting it broken would
+    // have a caller act on a healthy mount (the mounter would `umount --force` it). The call's end, passed on.
+    if (err.outcome === 'cancelled') throw cancelled(`${err.message}; ${path} was not probed`);
+    if (err.outcome === 'timed out') return { ok: false, kind: 'unreachable', reason: `the filesystem did not answer within ${timeoutMs} ms (server hung or unreachable)` };
+    const reason = err.stderr.replace(/^stat: /, '') || err.message;
+    return { ok: false, kind: brokenKind(reason), reason };
   }
 }

@@ -113,9 +113,17 @@ describe('SshfsBackend.mountSpec', () => {
     expect(valuesOf(options, 'ro')).toHaveLength(count);
   });
 
-  test('readonly wins over a user rw: ro comes after it', () => {
-    const options = optionsOf(backend().mountSpec('pvc-1', request({ readonly: true, flags: ['rw'] })).args(TARGET, SECRET_DIR));
-    expect(options.indexOf('ro')).toBeGreaterThan(options.indexOf('rw'));
+  // FUSE takes the last of `ro` and `rw`: a read-only mount must carry no `rw` at all, from anyone.
+  test.each<[string, string[], string[]]>([
+    ['a StorageClass rw', ['rw'], []],
+    ['a backend rw', [], ['rw']],
+    ['a StorageClass ro and a backend rw', ['ro'], ['rw']],
+    ['a backend ro then rw', [], ['ro', 'rw']],
+    ['rw inside a comma-joined option', ['noatime,rw'], ['cache=no,rw']],
+  ])('readonly: ro, once, and no rw whatever the options say (%s)', (_, flags, mountOptions) => {
+    const options = optionsOf(backend({ mountOptions }).mountSpec('pvc-1', request({ readonly: true, flags })).args(TARGET, SECRET_DIR));
+    expect(valuesOf(options, 'ro')).toEqual(['ro']);
+    expect(valuesOf(options, 'rw')).toEqual([]);
   });
 
   test.each<[string, MountRequest, string[], string[]]>([
