@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { status } from '@grpc/grpc-js';
+import { CommandError } from '../util/exec.js';
 import { TimeoutError } from '../util/time.js';
 
 /** An error that carries the gRPC status the CSI spec names for it and a message a person can act on. */
@@ -58,6 +59,9 @@ export function errnoName(err: unknown): string | undefined {
 export function toCsiError(err: unknown): CsiError {
   if (err instanceof CsiError) return err;
   if (err instanceof TimeoutError) return deadline(err.message);
+  // A program stopped because its call ended, or at its time limit, is that — not a fault of tether's.
+  if (err instanceof CommandError && err.outcome === 'cancelled') return cancelled(firstLine(err.message));
+  if (err instanceof CommandError && err.outcome === 'timed out') return deadline(firstLine(err.message));
   const e = err as { code?: unknown; message?: unknown; level?: unknown };
   const message = typeof e?.message === 'string' ? firstLine(e.message) : String(err);
   const errno = errnoName(err);

@@ -1,4 +1,5 @@
 // src/grpc/errors.ts: whatever a handler throws becomes a CsiError with the right code and a one-line message.
+import { CommandError } from '../../src/util/exec.js';
 import { status } from '@grpc/grpc-js';
 import { aborted, CsiError, errnoName, invalid, notFound, toCsiError } from '../../src/csi/errors.js';
 
@@ -27,6 +28,14 @@ describe('toCsiError', () => {
     const err = toCsiError(withCode(`${code}: mkdir '/var/lib/kubelet/x'`, code));
     expect(status[err.code]).toBe('INVALID_ARGUMENT');
     expect(err.message).toBe(`a path of the request cannot be used: ${code}: mkdir '/var/lib/kubelet/x'`);
+  });
+
+  test.each<[string, 'cancelled' | 'timed out' | 'failed', string]>([
+    ['stopped because its call ended', 'cancelled', 'CANCELLED'],
+    ['stopped at its time limit', 'timed out', 'DEADLINE_EXCEEDED'],
+    ['failed on its own', 'failed', 'INTERNAL'],
+  ])('a program %s → %s', (_, outcome, code) => {
+    expect(status[toCsiError(new CommandError('chgrp', '', outcome, `chgrp ${outcome}`)).code]).toBe(code);
   });
 
   test('ESTALE that Node cannot name (only errno -116, as from a file operation on a stale NFS mount) → UNAVAILABLE, named', () => {
