@@ -83,22 +83,23 @@ export function buildRequestLimits(root: protobuf.Root): (typeName: string, mess
 }
 
 function checkString(name: string, value: string, at: string): void {
-  if (name.endsWith('_path')) return checkPath(value, at);
+  if (name.endsWith('_path')) return checkPath(value, at, name !== 'volume_path');
   const limit = name === 'node_id' ? LIMITS.nodeId : LIMITS.string;
   const size = bytes(value);
   if (size > limit) throw invalid(`${at} is ${size} bytes; at most ${limit} are accepted (CSI size limit)`);
 }
 
 /**
- * A path the CO gives (staging, target, volume path): absolute, within PATH_MAX and NAME_MAX, with
- * no `..` and no control characters — a CO's paths are canonical, and anything else is an attempt
- * to reach somewhere else or to break the mount table and the logs.
+ * A path the CO gives (staging, target, volume path): within PATH_MAX and NAME_MAX, with no `..`
+ * and no control characters — a CO's paths are canonical, and anything else is an attempt to reach
+ * somewhere else or to break the mount table and the logs. Paths tether mounts at (staging, target)
+ * must be absolute; a volume path is only looked up (a relative one is simply not found).
  */
-function checkPath(value: string, at: string): void {
+function checkPath(value: string, at: string, absolute: boolean): void {
   if (!value) return; // required fields say so themselves
   const size = bytes(value);
   if (size > LIMITS.path) throw invalid(`${at} is ${size} bytes; at most ${LIMITS.path} are accepted (PATH_MAX)`);
-  if (!value.startsWith('/')) throw invalid(`${at} must be an absolute path`);
+  if (absolute && !value.startsWith('/')) throw invalid(`${at} must be an absolute path`);
   if (/[\u0000-\u001f\u007f]/.test(value)) throw invalid(`${at} must not contain control characters (NUL, newline, …)`);
   const parts = value.split('/');
   if (parts.includes('..')) throw invalid(`${at} must not contain ".." components`);
