@@ -64,35 +64,31 @@ describe('run', () => {
     expect(ms).toBeLessThan(500);
   });
 
-  test('a program that ignores SIGTERM is killed a second after its call ends, and run settles after it exited', async () => {
+  /** Runs `script` (which writes the pid to watch to $PID_FILE), aborts its call once it runs; how it ended, how long after the abort, and whether that pid is gone. */
+  async function abortWhileRunning(script: string) {
     const controller = new AbortController();
     const pidFile = path.join(dir, 'pid');
-    // exec keeps the ignored SIGTERM: the program itself ignores it, as a process stuck on I/O would.
-    const running = run('sh', ['-c', `echo $$ > ${pidFile}; trap '' TERM; exec sleep 10`], { timeoutMs: 10_000, signal: controller.signal });
+    const running = run('sh', ['-c', script.replace('$PID_FILE', pidFile)], { timeoutMs: 10_000, signal: controller.signal });
     while (!existsSync(pidFile)) await sleep(20);
     await sleep(100);
     const t0 = performance.now();
     controller.abort();
     const { err, ms } = await commandError(running, t0);
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    expect(alive(pid)).toBe(false);
-    expect(err.outcome).toBe('cancelled');
+    return { outcome: err.outcome, ms, gone: !alive(pid) };
+  }
+
+  test('a program that ignores SIGTERM is killed a second after its call ends, and run settles after it exited', async () => {
+    // exec keeps the ignored SIGTERM: the program itself ignores it, as a process stuck on I/O would.
+    const { outcome, ms, gone } = await abortWhileRunning(`echo $$ > $PID_FILE; trap '' TERM; exec sleep 10`);
+    expect({ outcome, gone }).toEqual({ outcome: 'cancelled', gone: true });
     expect(ms).toBeGreaterThanOrEqual(900);
     expect(ms).toBeLessThan(2500);
   });
 
   test('what the program started is stopped with it (mount(8) forks mount.nfs), and run settles once all of it has exited', async () => {
-    const controller = new AbortController();
-    const pidFile = path.join(dir, 'pid');
-    const running = run('sh', ['-c', `sleep 10 & echo $! > ${pidFile}; wait`], { timeoutMs: 10_000, signal: controller.signal });
-    while (!existsSync(pidFile)) await sleep(20);
-    await sleep(100);
-    const t0 = performance.now();
-    controller.abort();
-    const { err, ms } = await commandError(running, t0);
-    const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    expect(alive(pid)).toBe(false);
-    expect(err.outcome).toBe('cancelled');
+    const { outcome, ms, gone } = await abortWhileRunning('sleep 10 & echo $! > $PID_FILE; wait');
+    expect({ outcome, gone }).toEqual({ outcome: 'cancelled', gone: true });
     expect(ms).toBeLessThan(500);
   });
 
