@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import type { Logger } from 'pino';
 import { GROUPS_DIR, isDirName, SNAPSHOTS_DIR } from './ids.js';
-import { aborted } from '../csi/errors.js';
+import { aborted, notFound } from '../csi/errors.js';
 import { sleep } from '../util/time.js';
 import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NewVolumeRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
 
@@ -131,9 +131,19 @@ export class VolumeStore {
    */
   async finishVolume(dir: string, sourceData: string | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
     const data = posix.join(dir, DATA_DIR);
-    if (sourceData) await this.fs.copyTree(sourceData, data, signal);
+    if (sourceData) await this.copySource(sourceData, data, signal);
     else await this.fs.mkdir(data, signal);
     return this.updateVolume(dir, (current) => (current?.creatingAt && !current.deletingAt ? withoutCreating(current) : current), signal);
+  }
+
+  /** Copies a source's data; a source deleted while it was copied is NOT_FOUND (its retry finds it gone, too). */
+  private async copySource(from: string, to: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.fs.copyTree(from, to, signal);
+    } catch (err) {
+      if (!(await this.fs.exists(from, signal).catch(() => true))) throw notFound(`the source data ${this.where(from)} was removed while it was being copied (its snapshot or volume was deleted meanwhile)`);
+      throw err;
+    }
   }
 
   /** Volume directories, sorted (records not read): the order ListVolumes pages through. Anything tether cannot have made is not one. */
@@ -237,8 +247,10 @@ export class VolumeStore {
     return dirs.sort();
   }
 
-  removeSnapshot(dir: string, signal?: AbortSignal): Promise<void> {
-    return this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir), signal);
+  /** Removes a snapshot: its record first, so that one half-removed (a call stopped midway) is no snapshot at all and its retry finishes the job. */
+  async removeSnapshot(dir: string, signal?: AbortSignal): Promise<void> {
+    await this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), signal);
+    await this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir), signal);
   }
 
   // ---- volume group snapshots ----
@@ -256,8 +268,9 @@ export class VolumeStore {
     await this.fs.writeFileAtomic(posix.join(GROUPS_DIR, dir, GROUP_RECORD), encodeRecord(record), signal);
   }
 
-  removeGroup(dir: string, signal?: AbortSignal): Promise<void> {
-    return this.fs.removeTree(posix.join(GROUPS_DIR, dir), signal);
+  async removeGroup(dir: string, signal?: AbortSignal): Promise<void> {
+    await this.fs.removeTree(posix.join(GROUPS_DIR, dir, GROUP_RECORD), signal);
+    await this.fs.removeTree(posix.join(GROUPS_DIR, dir), signal);
   }
 
   // ---- nodes ----
