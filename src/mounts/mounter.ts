@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { cancelled, CsiError, notFound, unavailable, internal } from '../csi/errors.js';
+import { alreadyExists, cancelled, CsiError, notFound, unavailable, internal } from '../csi/errors.js';
 import { CommandError, run } from '../util/exec.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
 import { probeMount } from './probe.js';
@@ -19,6 +19,9 @@ const UNRESPONSIVE_PROBE_MS = 3_000;
  * runtime directory (a tmpfs), 0600, and are removed when the mount goes.
  */
 export class Mounter {
+  /** The last mount or secret removal started at each target (see oneAtATime). */
+  private readonly atTarget = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly runtimeDir: string,
     private readonly log: Logger,
@@ -31,8 +34,20 @@ export class Mounter {
     return path.join(this.runtimeDir, 'mounts', Buffer.from(target).toString('base64url').slice(-120));
   }
 
-  /** Mounts `spec` at `target` and checks with findmnt that exactly that is mounted there. */
-  async mount(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Mounts `spec` at `target` and checks with findmnt that exactly that is mounted there. One mount
+   * or secret removal at a time per target: two volumes a CO stages at one path at once (each under
+   * its own volume's lock) must not share, overwrite or remove each other's secret files.
+   */
+  mount(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
+    return this.oneAtATime(target, async () => {
+      const there = mountAt(await readMountTable(signal), target);
+      if (there) throw alreadyExists(`${target} already holds a mount (${there.source}): another volume was staged there meanwhile`);
+      await this.mountHere(spec, target, signal);
+    });
+  }
+
+  private async mountHere(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
     const dir = this.secretDir(target);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (const [name, content] of Object.entries(spec.secretFiles)) {
@@ -44,7 +59,7 @@ export class Mounter {
       await run(spec.command, spec.args(target, dir), { timeoutMs: this.mountTimeoutMs, signal, stderrFile });
     } catch (err) {
       const detail = (await readFile(stderrFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
-      await this.removeSecrets(target);
+      await this.dropSecrets(target);
       throw mountError(spec, err, detail);
     }
     const table = await readMountTable(signal);
@@ -54,7 +69,7 @@ export class Mounter {
       // mount of this source is the one just made (the volume's lock keeps others off).
       const made = table.filter((m) => m.source === spec.source).at(-1);
       if (made) await this.unmount(made, signal, spec.cutoff).catch(() => undefined);
-      await this.removeSecrets(target);
+      await this.dropSecrets(target);
       throw internal(`${spec.command} reported success but ${target} is not a ${spec.fstypes.join('/')} mount of ${spec.source}; ${made ? `undid the mount it made at ${made.target}` : 'nothing was left mounted'}`);
     }
     if (spec.readAheadKb) {
@@ -126,8 +141,26 @@ export class Mounter {
     );
   }
 
+  /** Removes the secret files of the mount that was at `target` — unless a mount is there again (another volume's, staged meanwhile: they are its). */
   removeSecrets(target: string): Promise<void> {
+    return this.oneAtATime(target, async () => {
+      if (!mountAt(await readMountTable(), target)) await this.dropSecrets(target);
+    });
+  }
+
+  private dropSecrets(target: string): Promise<void> {
     return rm(this.secretDir(target), { recursive: true, force: true });
+  }
+
+  /** Runs `work` after every earlier mount or secret removal at `target` has settled. */
+  private oneAtATime<T>(target: string, work: () => Promise<T>): Promise<T> {
+    const next = (this.atTarget.get(target) ?? Promise.resolve()).catch(() => undefined).then(work);
+    this.atTarget.set(target, next);
+    const forget = () => {
+      if (this.atTarget.get(target) === next) this.atTarget.delete(target);
+    };
+    next.then(forget, forget);
+    return next;
   }
 }
 
