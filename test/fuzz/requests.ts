@@ -52,6 +52,8 @@ const HUGE_COUNT = 10_000;
 /** What a 10,000-entry map and a 10,000-item list cost of the request's budget (see values.ts). */
 const HUGE_MAP_CHARS = 240_000;
 const HUGE_LIST_CHARS = 300_000;
+/** Map keys and values this long are noted by kind: long values are what tends to break things. */
+const LONG_CHARS = 256;
 
 /** Draws one request; the state of a single call's generation. */
 class Drawer {
@@ -158,11 +160,17 @@ class Drawer {
       this.notes.push(`${where}=map-huge-10k`);
       return Object.fromEntries(Array.from({ length: HUGE_COUNT }, (_, i) => [`key-${i}`, `value-${i}`]));
     }
-    const keys = shape === 'known-keys' ? KNOWN_PARAMETER_KEYS.filter(() => this.prng.chance(0.5)) : [];
-    while (keys.length < 1 + this.prng.int(3)) keys.push(hostileString(this.prng, this.budget).value);
-    const entries = keys.map((key) => [key, hostileString(this.prng, this.budget).value]);
     this.notes.push(`${where}=map-${shape}`);
-    return Object.fromEntries(entries);
+    const keys = shape === 'known-keys' ? KNOWN_PARAMETER_KEYS.filter(() => this.prng.chance(0.5)) : [];
+    while (keys.length < 1 + this.prng.int(3)) keys.push(this.mapString(`${where} key`));
+    return Object.fromEntries(keys.map((key) => [key, this.mapString(`${where}[${short(key)}]`)]));
+  }
+
+  /** A key or value of a hostile map; only the long ones are noted (the map's own note says the rest). */
+  private mapString(where: string): string {
+    const drawn = hostileString(this.prng, this.budget);
+    if (drawn.value.length >= LONG_CHARS) this.notes.push(`${where}=${drawn.kind}`);
+    return drawn.value;
   }
 
   private repeated(field: protobuf.Field, where: string, depth: number): unknown[] {
@@ -247,3 +255,6 @@ export function generateRequest(prng: Prng, type: protobuf.Type, fixtures: Fixtu
   const request = drawer.message(type, '', 0);
   return { request, mode, notes: drawer.notes };
 }
+
+/** A map key as a note shows it: short ones whole, long ones by their length. */
+const short = (key: string) => (key.length > 24 ? `${JSON.stringify(key.slice(0, 8))}…` : JSON.stringify(key));
