@@ -52,7 +52,7 @@ const RSS_FLOOR = 250 * 1024 * 1024;
 const WARMUP_BATCHES = 10;
 const NODE_ID = 'fuzz-node';
 /** Fault groups printed in full (the biggest); the rest are counted. */
-const MAX_GROUPS_SHOWN = 30;
+const MAX_GROUPS_SHOWN = 40;
 
 const FIXTURE_VOLUMES = [
   { name: 'fuzz-fixture-0', mode: 'SINGLE_NODE_WRITER' },

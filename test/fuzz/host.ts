@@ -40,16 +40,16 @@ export interface NewEntries {
 
 /**
  * What appeared under the watched directories, outside `ownDirs`. /tmp is where every process on a
- * shared host writes, so a new entry there counts only if one of its path components is a name the
- * fuzzed requests carried (`sentNames`): what the driver creates because of a request is named after
- * what the request said. Elsewhere every new entry counts.
+ * shared host writes, so a new entry there counts only if one of its path components below /tmp is
+ * a name the fuzzed requests carried (`sentNames`): what the driver creates because of a request is
+ * named after what the request said. Elsewhere every new entry counts.
  */
 export function newEntries(before: ReadonlySet<string>, after: ReadonlySet<string>, ownDirs: readonly string[], sentNames: ReadonlySet<string>): NewEntries {
   const fresh = [...after].filter((e) => !before.has(e) && !ownDirs.some((d) => isUnder(e, d)));
   const result: NewEntries = { suspect: [], unattributed: [], others: 0 };
   for (const entry of fresh) {
     if (byOtherProcess(entry)) result.others++;
-    else if (!isUnder(entry, '/tmp') || entry.split('/').some((c) => sentNames.has(c))) result.suspect.push(entry);
+    else if (!isUnder(entry, '/tmp') || entry.split('/').slice(2).some((c) => sentNames.has(c))) result.suspect.push(entry);
     else result.unattributed.push(entry);
   }
   return result;

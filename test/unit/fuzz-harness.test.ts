@@ -102,7 +102,8 @@ test('messageShape folds numbers and long runs, so alike messages group', () => 
 test('newEntries: anything new outside /tmp counts; in /tmp, only what is named after a sent value', () => {
   const before = new Set(['/tmp', '/etc']);
   const after = new Set([...before, '/etc/evil', '/tmp/someone-else.log', '/tmp/h/vol-x', '/tmp/tether-fuzz-abc123/x', '/tmp/jest_0/cache']);
-  const found = newEntries(before, after, ['/tmp/tether-fuzz-abc123'], new Set(['vol-x']));
+  // "tmp" was sent too (as in "/tmp"): /tmp itself names nothing.
+  const found = newEntries(before, after, ['/tmp/tether-fuzz-abc123'], new Set(['vol-x', 'tmp']));
   expect(found).toEqual({ suspect: ['/etc/evil', '/tmp/h/vol-x'], unattributed: ['/tmp/someone-else.log'], others: 1 });
 });
 
