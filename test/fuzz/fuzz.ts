@@ -180,7 +180,7 @@ async function setUp(): Promise<Env> {
     driver,
     transport: new Transport(driver.endpoint),
     methods: loadMethods(),
-    fixtures: { volumeIds: [], snapshotIds: [], groupSnapshotIds: [], nodeId: NODE_ID },
+    fixtures: { volumeIds: [], accessModes: [], snapshotIds: [], groupSnapshotIds: [], nodeId: NODE_ID },
     secretLines,
     sentNames: new Set(),
   };
@@ -199,7 +199,7 @@ const mountCapability = (mode: string) => ({ access_mode: { mode }, mount: { fs_
 async function makeFixtures(env: Env): Promise<void> {
   const ids = await ensureFixtures(env);
   if (ids.problems.length) throw new Error(`could not make the fixtures: ${ids.problems.join('; ')}`);
-  Object.assign(env.fixtures, { volumeIds: ids.volumeIds, snapshotIds: [ids.snapshotId], groupSnapshotIds: [ids.groupId] });
+  Object.assign(env.fixtures, { volumeIds: ids.volumeIds, accessModes: FIXTURE_VOLUMES.map((v) => v.mode), snapshotIds: [ids.snapshotId], groupSnapshotIds: [ids.groupId] });
   console.log(`fixtures: volumes ${ids.volumeIds.join(', ')}; snapshot ${ids.snapshotId}; group snapshot ${ids.groupId}`);
 }
 

@@ -11,6 +11,8 @@ import { Budget, BUDGET_TIERS, hostileEnum, hostileInt32, hostileInt64, hostileS
 /** The real objects the test made before fuzzing; their IDs are what "valid" means. */
 export interface Fixtures {
   volumeIds: readonly string[];
+  /** The access mode each of volumeIds was made with (same order): what a proper request asks for it. */
+  accessModes: readonly string[];
   snapshotIds: readonly string[];
   groupSnapshotIds: readonly string[];
   nodeId: string;
@@ -95,7 +97,8 @@ class Drawer {
   private single(field: protobuf.Field, where: string, depth: number, siblings: Record<string, unknown>): unknown {
     const id = ID_FIELDS[field.name];
     if (id) return this.id(id, where);
-    if (isPath(field.name)) return this.note(where, drawPath(this.prng, this.paths, field.name, siblings.volume_id, this.budget));
+    if (field.name === 'volume_capability' && this.mode === 'sane') return saneCapability(this.prng, this.fixtures.accessModes[this.fixtures.volumeIds.indexOf(String(siblings.volume_id))]);
+    if (isPath(field.name)) return this.mode === 'sane' ? this.sanePath(field.name, siblings.volume_id) : this.note(where, drawPath(this.prng, this.paths, field.name, siblings.volume_id, this.budget));
     const resolved = field.resolvedType;
     if (resolved && 'values' in resolved) return this.enumValue(resolved, where);
     if (resolved && 'fieldsArray' in resolved) return this.nested(resolved, where, depth);
@@ -108,6 +111,16 @@ class Drawer {
     if (valid !== undefined && this.prng.chance(validShare)) return valid;
     if (valid !== undefined && this.prng.chance(0.4)) return this.note(where, mangleId(this.prng, valid));
     return this.note(where, hostileString(this.prng, this.budget));
+  }
+
+  /**
+   * A proper request's path: fixture volume k is staged at staging path k and published at target k
+   * or the last target, so that sane stage, publish and their undoing meet the same paths again.
+   */
+  private sanePath(field: string, volumeId: unknown): string {
+    const k = Math.max(0, this.fixtures.volumeIds.indexOf(String(volumeId))) % this.paths.staging.length;
+    if (field !== 'target_path') return this.paths.staging[k]!;
+    return this.prng.pick([this.paths.targets[k]!, this.paths.targets.at(-1)!]);
   }
 
   private validId(kind: IdKind): string | undefined {
@@ -174,6 +187,8 @@ class Drawer {
   }
 
   private repeated(field: protobuf.Field, where: string, depth: number): unknown[] {
+    // A proper request: no mount flags (the backend decides), one or two of anything else.
+    if (this.mode === 'sane') return field.name === 'mount_flags' ? [] : Array.from({ length: this.prng.range(1, 2) }, () => this.single(field, where, depth, {}));
     if (field.name === 'mount_flags' && this.prng.chance(0.4)) {
       const flags = [this.prng.pick(HOSTILE_MOUNT_FLAGS)];
       this.notes.push(`${where}=${flags[0]}`);
@@ -224,9 +239,9 @@ function mangleId(prng: Prng, id: string): Drawn<string> {
   ]);
 }
 
-/** A proper VolumeCapability: a mount capability with any access mode the spec has. */
-function saneCapability(prng: Prng): Record<string, unknown> {
-  return { access_mode: { mode: prng.pick(SANE_ACCESS_MODES) }, mount: { fs_type: '', mount_flags: [], volume_mount_group: '' } };
+/** A proper VolumeCapability: a mount capability with `mode`, or any access mode the spec has. */
+function saneCapability(prng: Prng, mode?: string): Record<string, unknown> {
+  return { access_mode: { mode: mode ?? prng.pick(SANE_ACCESS_MODES) }, mount: { fs_type: '', mount_flags: [], volume_mount_group: '' } };
 }
 
 function saneString(prng: Prng, name: string): string {

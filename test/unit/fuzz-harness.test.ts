@@ -14,7 +14,7 @@ import type { Fixtures } from '../fuzz/requests.js';
 
 const methods = loadMethods();
 const plan = pathPlan('/tmp/tether-fuzz-test/node');
-const fixtures: Fixtures = { volumeIds: ['box/v0', 'box/v1'], snapshotIds: ['box/.snapshots/s0'], groupSnapshotIds: ['box/.groups/g0'], nodeId: 'fuzz-node' };
+const fixtures: Fixtures = { volumeIds: ['box/v0', 'box/v1'], accessModes: ['SINGLE_NODE_WRITER', 'MULTI_NODE_MULTI_WRITER'], snapshotIds: ['box/.snapshots/s0'], groupSnapshotIds: ['box/.groups/g0'], nodeId: 'fuzz-node' };
 
 describe('Prng', () => {
   test('a seed and a call index give the same numbers every time, another index others', () => {
