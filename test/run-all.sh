@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds, then runs unit tests, integration tests
-# (real sshd + sshfs), csi-sanity, the partition torture test (test/partition: node plugins in
+# (real sshd + sshfs), csi-sanity, the seeded fuzz test (test/fuzz: 10,500 hostile calls over every
+# CSI method), the partition torture test (test/partition: node plugins in
 # network namespaces of their own, links cut while they write), and the NFS tests with csi-sanity on NFS (test/nfs/run.sh: a real
 # nfs-ganesha and a real kernel NFS client in a user-mode Linux guest). Prints a closing line "tests: N passed, M failed, K skipped".
 set -uo pipefail
@@ -16,6 +17,7 @@ source "$(dirname "$0")/tools/stage.sh"
 stage unit npx jest --selectProjects unit --json --outputFile="$results/unit.json"
 stage integration npx jest --selectProjects integration --runInBand --json --outputFile="$results/integration.json"
 stage csi-sanity bash -c "node dist/test/sanity/sanity.js | tee '$results/sanity.txt'; exit \${PIPESTATUS[0]}"
+stage fuzz bash -c "node dist/test/fuzz/fuzz.js | tee '$results/fuzz.txt'; exit \${PIPESTATUS[0]}"
 stage partition-sshfs bash -c "node dist/test/partition/partition.js --rounds 20 | tee '$results/partition.txt'; a=\${PIPESTATUS[0]}; node dist/test/partition/partition.js --rounds 2 --control | tee -a '$results/partition.txt'; exit \$((a | PIPESTATUS[0]))"
 stage nfs bash -c "bash test/nfs/run.sh '$results'; rc=\$?; [ \$rc = 77 ] || exit \$rc"
 
@@ -29,7 +31,7 @@ for (const name of ['unit', 'integration', ...(nfsSkipped ? [] : ['nfs'])]) {
         p += r.numPassedTests; f += r.numFailedTests + r.numRuntimeErrorTestSuites; s += r.numPendingTests + r.numTodoTests;
   } catch { f += 1; console.log(`(no results from ${name} tests)`); }
 }
-for (const [file, label] of [['sanity.txt', 'sanity'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs'], ['partition-nfs.txt', 'partition-nfs']])]) {
+for (const [file, label] of [['sanity.txt', 'sanity'], ['fuzz.txt', 'fuzz'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs'], ['partition-nfs.txt', 'partition-nfs']])]) {
   const text = fs.existsSync(`${dir}/${file}`) ? fs.readFileSync(`${dir}/${file}`, 'utf8') : '';
   const m = new RegExp(`^${label}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(text);
   if (m) { p += +m[1]; f += +m[2]; s += +m[3]; } else { f += 1; console.log(`(no results from ${label})`); }
