@@ -47,6 +47,12 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ value?: T; error
   }
 }
 
+/** A findmnt path: `\xNN` escapes are bytes of UTF-8 (a non-ASCII name is several of them); characters printed as they are stay so. */
+function decodeFindmnt(t: string): string {
+  const bytes = t.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return bytes === t || /[^\x00-\xff]/.test(bytes) ? bytes : Buffer.from(bytes, 'latin1').toString('utf8');
+}
+
 /**
  * Every mount point at or below `dir`, deepest first, read from the mount table only (nothing is
  * stat'ed). With `fsType` (e.g. 'fuse.sshfs'), only the mounts of that type.
@@ -56,7 +62,7 @@ export async function mountsUnder(dir: string, fsType?: string): Promise<string[
   const { stdout } = await execa('findmnt', args, { timeout: CMD_TIMEOUT_MS, reject: false });
   return String(stdout)
     .split('\n')
-    .map((t) => t.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))))
+    .map(decodeFindmnt)
     .filter((t) => t === dir || t.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }
