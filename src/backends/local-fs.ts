@@ -1,4 +1,4 @@
-import { link, lstat, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DirEntry, RemoteFs } from './backend.js';
@@ -109,9 +109,24 @@ export class LocalFs implements RemoteFs {
     });
   }
 
+  /**
+   * A file (old records, mostly) is unlinked, which never follows a symlink. A directory of files (a
+   * volume's records, an empty or flat data/) is emptied the same way, in-process; a tree goes to GNU
+   * rm, not to Node's fs.rm: Node 20 opens each directory by its full path without O_NOFOLLOW and
+   * unlinks the entries by full path, so a workload that swaps one of its directories for a symlink
+   * mid-walk would have it delete the symlink's target's entries. GNU rm (fts) opens every directory
+   * with openat(parent, name, O_NOFOLLOW|O_DIRECTORY) and unlinks with unlinkat(dirfd, name) — seen
+   * with strace on coreutils 9.1 — so a swapped directory is never entered. `abs` has confined p to
+   * the mount; --one-file-system keeps rm off any other filesystem mounted below it.
+   */
   removeTree(p: string, signal?: AbortSignal): Promise<void> {
-    // rm never follows symlinks out of the tree; `abs` has confined p to the mount.
-    return this.run(`remove ${p}`, signal, (abs) => rm(abs(p), { recursive: true, force: true }));
+    return this.run(`remove ${p}`, signal, async (abs) => {
+      const st = await lstat(abs(p)).catch(ifMissing(undefined));
+      if (!st) return;
+      if (!st.isDirectory()) return unlink(abs(p)).catch(ifMissing(undefined));
+      if (await removeFlat(abs(p))) return;
+      await run('rm', ['-rf', '--one-file-system', '--', abs(p)], { timeoutMs: this.opTimeoutMs, signal });
+    });
   }
 
   rename(from: string, to: string, signal?: AbortSignal): Promise<boolean> {
@@ -122,6 +137,13 @@ export class LocalFs implements RemoteFs {
    * cp -a with reflinks where the filesystem has them; on NFS 4.2, cp's copy_file_range lets the server
    * copy. The call's end stops cp (SIGTERM, SIGKILL a second later), and the copy settles only once cp
    * has exited: the volume's lock, held until then, keeps a retry from copying beside it.
+   * cp -a is -dR --preserve=all: -d is --no-dereference, so symlinks in the tree are copied as symlinks
+   * (readlink, symlinkat), never followed. What strace shows of coreutils 9.1: each entry is lstat'ed
+   * (AT_SYMLINK_NOFOLLOW); a file is opened O_RDONLY|O_NOFOLLOW and cp checks with fstat that it is
+   * the inode it lstat'ed (else "skipping file …, as it was replaced while being copied"); the copy is
+   * created with openat(dst dirfd, O_CREAT|O_EXCL), so nothing is written through a symlink. cp opens
+   * a source directory by path without O_NOFOLLOW, though: a directory swapped for a symlink between
+   * cp's lstat and its opendir is listed through it. No cp option closes that window.
    */
   copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
     return this.run(
@@ -170,6 +192,24 @@ async function writeTemp(target: string, data: Buffer): Promise<string> {
 function stoppedCopy(err: unknown, what: string): unknown {
   if (!(err instanceof CommandError) || err.outcome === 'failed') return err;
   return err.outcome === 'cancelled' ? cancelled(`the call ended during the ${what}; cp was stopped`) : deadline(`${what}: ${err.message}`);
+}
+
+/**
+ * Removes `dir` if it holds no directory: each entry unlinked (never followed), then rmdir. `dir` is
+ * a name of tether's (a volume's or snapshot's directory, or its data/, a pod's mount root that no pod
+ * can rename), so listing it lists itself. False, leaving the rest to GNU rm, if it holds a directory
+ * or changed meanwhile. Spares a process for the common removals: a volume's records, an unused data/.
+ */
+async function removeFlat(dir: string): Promise<boolean> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(ifMissing([]));
+  if (entries.some((e) => e.isDirectory())) return false;
+  try {
+    await Promise.all(entries.map((e) => unlink(path.join(dir, e.name)).catch(ifMissing(undefined))));
+    await rmdir(dir);
+    return true;
+  } catch {
+    return false; // an entry became a directory, or one was added: rm finishes, and says what is wrong
+  }
 }
 
 /** A copy is as slow as the data is large: bounded by the RPC's deadline first, by this at the latest. */

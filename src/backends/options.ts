@@ -13,6 +13,8 @@ export interface Allowlist {
   valued: Readonly<Record<string, ValueRule>>;
   /** Added to the message for an option that is not on the list at all. */
   why?: string;
+  /** Options refused for a reason of their own, which the message gives instead of `why`. */
+  refused?: Readonly<Record<string, string>>;
 }
 
 /** A whole number from 0 to `max`. */
@@ -31,7 +33,12 @@ export function checkOptions(list: Allowlist, options: readonly string[]): void 
     const value = eq < 0 ? undefined : option.slice(eq + 1);
     const valued = Object.hasOwn(list.valued, key);
     if (value === undefined ? list.flags.has(key) : valued && list.valued[key]!.test(value)) continue;
-    const why = valued ? `the value "${value ?? ''}" is not allowed for ${key}` : `"${key}" is not on the allowlist${list.why ? ` (${list.why})` : ''}`;
+    const refused = list.refused && Object.hasOwn(list.refused, key) ? list.refused[key] : undefined;
+    const why = refused
+      ? `"${key}" is refused: ${refused}`
+      : valued
+        ? `the value "${value ?? ''}" is not allowed for ${key}`
+        : `"${key}" is not on the allowlist${list.why ? ` (${list.why})` : ''}`;
     throw invalid(`${list.label} "${option}": ${why}; allowed: ${[...list.flags, ...Object.keys(list.valued).map((k) => `${k}=…`)].join(' ')}`);
   }
 }

@@ -12,7 +12,9 @@ const FLAGS = new Set([
   'auto_cache',
   'noauto_cache',
   'direct_io',
-  'follow_symlinks',
+  // Rewrites, on the node, the text of absolute symlinks that point into the mounted directory into
+  // relative ones. The node's kernel still resolves every symlink, in the pod's own view; the server
+  // resolves none, and the pod gets no link text it could not have written itself.
   'transform_symlinks',
   'no_readahead',
   'sync_readdir',
@@ -57,9 +59,23 @@ const VALUED: Record<string, ValueRule> = {
   workaround: /^(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv)(:(none|all|rename|renamexdev|truncate|buflimit|fstat|createmode|nonodelaysrv))*$/,
 };
 
+/**
+ * Refused with their reason. follow_symlinks makes sshfs ask the server to stat and open a symlink's
+ * target: the server resolves a link the workload made (`../volume.1.json`, `../../pvc-b/data/x`,
+ * `/etc/passwd`) with the SSH user's rights, so a pod could read and write other volumes, tether's
+ * records and any file that user can reach. Without it the server hands the link over as a link and
+ * the node's kernel resolves it inside the pod's own view (sshfs builds with contain_symlinks, such as
+ * Debian's 3.7.3-1.2, do not even hand over absolute targets or targets with `..`: EPERM).
+ */
+const REFUSED = {
+  follow_symlinks:
+    "it makes the SSH server resolve the workload's symlinks, so a pod could reach other volumes, tether's records and any file the SSH user can read; without it a symlink reaches the node as a symlink and is resolved there, inside the pod's view",
+};
+
 export const SSHFS_OPTIONS: Allowlist = {
   label: 'mount option',
   flags: FLAGS,
   valued: VALUED,
   why: 'options that run programs or set identity and host-key trust are never accepted',
+  refused: REFUSED,
 };

@@ -3,6 +3,7 @@
 import { NFS_OPTIONS, requestedVersion } from '../../src/backends/nfs-options.js';
 import { checkOptions, splitOptions } from '../../src/backends/options.js';
 import { SSHFS_OPTIONS } from '../../src/backends/sshfs-options.js';
+import { ConfigError, parseConfigText } from '../../src/config.js';
 import { codeName, csiError } from './csi-error.js';
 
 const checkSshfsOptions = (options: string[]) => checkOptions(SSHFS_OPTIONS, options);
@@ -28,7 +29,7 @@ describe('checkSshfsOptions', () => {
     [['rw']],
     [['noatime', 'nodiratime', 'relatime']],
     [['noexec,nosuid,nodev']],
-    [['kernel_cache', 'auto_cache', 'noauto_cache', 'direct_io', 'follow_symlinks', 'transform_symlinks']],
+    [['kernel_cache', 'auto_cache', 'noauto_cache', 'direct_io', 'transform_symlinks']],
     [['no_readahead', 'sync_readdir', 'disable_hardlink', 'delay_connect']],
     [['ServerAliveInterval=15', 'ServerAliveCountMax=3', 'ConnectTimeout=10']],
     [['ServerAliveInterval=0']],
@@ -118,6 +119,51 @@ describe('checkSshfsOptions', () => {
 
   test.each<[string]>([['constructor=x'], ['__proto__=x'], ['toString=1']])('refuses %s with INVALID_ARGUMENT', (option) => {
     expect(codeName(csiError(() => checkSshfsOptions([option])))).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('follow_symlinks: the server would resolve the workload\'s symlinks', () => {
+  const WHY = /"follow_symlinks" is refused: it makes the SSH server resolve the workload's symlinks, so a pod could reach other volumes, tether's records and any file/;
+
+  test.each<[string, string[]]>([
+    ['alone (a StorageClass mount flag)', ['follow_symlinks']],
+    ['after a good option in one item', ['reconnect,follow_symlinks']],
+    ['before a good option in one item', ['follow_symlinks,noatime']],
+    ['as a later array element', ['noatime', 'follow_symlinks']],
+    ['with a value', ['follow_symlinks=yes']],
+    ['beside transform_symlinks', ['transform_symlinks', 'follow_symlinks']],
+  ])('%s → INVALID_ARGUMENT saying why', (_, options) => {
+    const err = csiError(() => checkSshfsOptions(options));
+    expect(codeName(err)).toBe('INVALID_ARGUMENT');
+    expect(err.message).toMatch(WHY);
+  });
+
+  test('it is not among the allowed options the message lists', () => {
+    const listed = csiError(() => checkSshfsOptions(['follow_symlinks'])).message.split('allowed: ')[1]!.split(' ');
+    expect(listed).toContain('transform_symlinks');
+    expect(listed).not.toContain('follow_symlinks');
+  });
+
+  test.each<[string]>([['[follow_symlinks]'], ['["reconnect,follow_symlinks"]']])('backend mountOptions: %s → a config error naming the field and saying why', (options) => {
+    const text = `backends:
+  - name: box
+    type: sshfs
+    host: 10.0.0.5
+    user: csi
+    path: /srv/volumes
+    hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl
+    privateKeyFile: /etc/tether/id
+    mountOptions: ${options}
+`;
+    let thrown: unknown;
+    try {
+      parseConfigText(text, 'tether.yaml');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as Error).message).toMatch(/^tether\.yaml: backends\.0\.mountOptions: mount option "follow_symlinks": /);
+    expect((thrown as Error).message).toMatch(WHY);
   });
 });
 
