@@ -1,5 +1,9 @@
 import type { MountSpec } from '../mounts/spec.js';
 
+/** A scratch directory a copy makes beside its source (`.copy-<random>`) and removes when done; one a killed copy left is an orphan. */
+export const COPY_SCRATCH = /^\.copy-[0-9a-f]{8}$/;
+export const copyScratchName = (random: string) => `.copy-${random}`;
+
 /** Backend names: lowercase letters, digits and dashes, at most 32 (every volume ID starts with one). */
 export const BACKEND_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Attributes, FileEntryWithStats, Stats } from 'ssh2';
-import type { DirEntry, RemoteFs } from './backend.js';
+import { copyScratchName, type DirEntry, type RemoteFs } from './backend.js';
 import { aborted } from '../csi/errors.js';
 import { isMissing, type SftpSession } from './sftp-session.js';
 
@@ -145,7 +145,7 @@ export class SftpFs implements RemoteFs {
     const st = await this.lstat(root, signal);
     if (!st || !isDir(st)) throw new Error(`cannot copy ${root}: it is not a directory`);
     const dst = await this.canonical(this.abs(to), signal);
-    const run: CopyRun = { scratch: posix.join(posix.dirname(root), `.copy-${randomBytes(4).toString('hex')}`), signal };
+    const run: CopyRun = { scratch: posix.join(posix.dirname(root), copyScratchName(randomBytes(4).toString('hex'))), signal };
     await this.session.run(`mkdir ${run.scratch}`, (s, cb) => s.mkdir(run.scratch, { mode: 0o700 }, cb), signal);
     try {
       await this.copyDir(root, dst, run);

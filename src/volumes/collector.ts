@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import type { Logger } from 'pino';
+import { COPY_SCRATCH } from '../backends/backend.js';
 import { GROUPS_DIR, SNAPSHOTS_DIR } from './ids.js';
 import { TEMP_FILE, type VolumeStore } from './store.js';
 
@@ -17,7 +18,7 @@ export const COLLECTOR_LIMITS: CollectorLimits = { tempAgeMs: 3_600_000, halfMad
 
 /**
  * Removes what processes that died mid-call leave on a backend, once it is old enough that no call
- * can still be working on it: temporary files of atomic writes, volumes whose CreateVolume stopped
+ * can still be working on it: temporary files of atomic writes, copies' scratch directories, volumes whose CreateVolume stopped
  * halfway (see VolumeStore.discardHalfMade: a compare-and-swap, safe beside another controller),
  * and snapshot directories without a record. Ages are by the server's clock against this one's:
  * the safe ages are hours, far above any sane clock skew. Returns what it removed; each is logged.
@@ -42,7 +43,8 @@ export async function collectOrphans(store: VolumeStore, now: Date, limits: Coll
   for (const dir of ['.', '.nodes', SNAPSHOTS_DIR, GROUPS_DIR, ...volumes, ...snapshots, ...groups]) {
     for (const entry of await fs.list(dir, signal)) {
       const path = posix.join(dir, entry.name);
-      if (!entry.isDirectory && TEMP_FILE.test(entry.name) && (await olderThan(path, limits.tempAgeMs))) await take('a temporary file', path, () => fs.removeTree(path, signal));
+      const temporary = entry.isDirectory ? COPY_SCRATCH.test(entry.name) : TEMP_FILE.test(entry.name);
+      if (temporary && (await olderThan(path, limits.tempAgeMs))) await take(entry.isDirectory ? "a copy's scratch directory" : 'a temporary file', path, () => fs.removeTree(path, signal));
     }
   }
   for (const dir of volumes) {

@@ -22,7 +22,7 @@ import { startSshServer, type SshServer } from '../support/sshd.js';
 import { DRIVER_MAIN, backendConfig, startDriver, type RunningDriver } from '../support/driver.js';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { CMD_TIMEOUT_MS, exists, failure, mountCap, mountsUnder, recordOn, tearDown, uniq, volumeDir } from '../support/helpers.js';
-import { PASSWD, WORKLOAD_FILES, expectedLinks, filesFound, fingerprint, linksFound, secret, secretsUnder, workloadLinks, workloadReads, type Link, type Read, type Secrets } from '../support/workload-links.js';
+import { PASSWD, WORKLOAD_FILES, expectedLinks, filesFound, fingerprint, linksFound, secret, secretsUnder, workloadLinks, workloadReads, type Link, type Read, type Secrets, endStory } from '../support/workload-links.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 const HOOK_TIMEOUT_MS = 90_000;
@@ -204,19 +204,8 @@ describe('snapshot, restore and clone copy the links as links; delete and archiv
   }, TEST_TIMEOUT_MS);
 
   it('DeleteSnapshot, then A torn down and deleted: B, the sentinel and /etc/passwd are unchanged', async () => {
-    await csi.DeleteSnapshot({ snapshot_id: snapshotId });
-    expect(await exists(onServer(volumeDir(snapshotId)))).toBe(false);
-    expect(await targets()).toBe(before);
-
-    const others = await targets(false); // A's record goes with A
-    await csi.NodeUnpublishVolume({ volume_id: a, target_path: target });
-    published.delete(target);
-    await csi.NodeUnstageVolume({ volume_id: a, staging_target_path: staging });
-    staged.delete(staging);
-    await csi.ControllerUnpublishVolume({ volume_id: a, node_id: 'node-a' });
-    await csi.DeleteVolume({ volume_id: a });
-    expect(await exists(onServer(volumeDir(a)))).toBe(false);
-    expect(await targets(false)).toBe(others);
+    const end = await endStory(csi, { a, snapshotId, staging, target, staged, published }, targets, async (id) => !(await exists(onServer(volumeDir(id)))));
+    expect(end).toEqual({ afterSnapshot: before, snapshotGone: true, othersBefore: end.othersBefore, othersAfter: end.othersBefore, aGone: true });
   }, TEST_TIMEOUT_MS);
 });
 

@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { nfsBackendConfig, startDriverWith, type RunningDriver } from '../support/driver.js';
 import { CMD_TIMEOUT_MS, exists, mountCap, recordOn, tearDown, uniq, volumeDir } from '../support/helpers.js';
-import { WORKLOAD_FILES, expectedLinks, filesFound, fingerprint, linksFound, secret, secretsUnder, workloadLinks, type Link, type Secrets } from '../support/workload-links.js';
+import { WORKLOAD_FILES, expectedLinks, filesFound, fingerprint, linksFound, secret, secretsUnder, workloadLinks, type Link, type Secrets, endStory } from '../support/workload-links.js';
 
 if (process.env.IN_UML !== '1') throw new Error('the NFS tests run inside the guest: bash test/nfs/run.sh');
 
@@ -138,18 +138,7 @@ describe('an NFS pod points symlinks out of its volume; snapshot, restore, clone
   }, TEST_TIMEOUT_MS);
 
   test('DeleteSnapshot, then A torn down and deleted: B, the sentinel and /etc/passwd are unchanged', async () => {
-    await csi.DeleteSnapshot({ snapshot_id: snapshotId });
-    expect(await exists(onServer(volumeDir(snapshotId)))).toBe(false);
-    expect(await targets()).toBe(before);
-
-    const others = await targets(false); // A's record goes with A
-    await csi.NodeUnpublishVolume({ volume_id: a, target_path: target });
-    published.delete(target);
-    await csi.NodeUnstageVolume({ volume_id: a, staging_target_path: staging });
-    staged.delete(staging);
-    await csi.ControllerUnpublishVolume({ volume_id: a, node_id: 'node-a' });
-    await csi.DeleteVolume({ volume_id: a });
-    expect(await exists(onServer(volumeDir(a)))).toBe(false);
-    expect(await targets(false)).toBe(others);
+    const end = await endStory(csi, { a, snapshotId, staging, target, staged, published }, targets, async (id) => !(await exists(onServer(volumeDir(id)))));
+    expect(end).toEqual({ afterSnapshot: before, snapshotGone: true, othersBefore: end.othersBefore, othersAfter: end.othersBefore, aGone: true });
   }, TEST_TIMEOUT_MS);
 });

@@ -7,6 +7,7 @@ import { lstat, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
+import type { CsiClient } from './csi-client.js';
 import { CMD_TIMEOUT_MS } from './helpers.js';
 
 /** The first line of this host's /etc/passwd starts so. */
@@ -112,4 +113,39 @@ export async function fingerprint(files: string[], dirs: string[]): Promise<stri
   const seen = await Promise.all(files.map(async (f) => `${f} ${(await stat(f)).mtimeMs} ${await readFile(f, 'utf8')}`));
   const listed = await Promise.all(dirs.map(async (d) => `${d}: ${(await readdir(d)).sort().join(' ')}`));
   return [...seen, ...listed].join('\n');
+}
+
+/** What the end of both stories saw (see endStory). */
+export interface StoryEnd {
+  /** The targets' fingerprint once the snapshot was deleted. */
+  afterSnapshot: string;
+  snapshotGone: boolean;
+  /** The other targets' fingerprint (A's record goes with A) before and after A was deleted. */
+  othersBefore: string;
+  othersAfter: string;
+  aGone: boolean;
+}
+
+/**
+ * The end of both stories: DeleteSnapshot, then A unpublished, unstaged, unpublished from node-a
+ * and deleted; `targets(withRecord)` fingerprints the link targets, `gone(id)` says whether an
+ * ID's directory is gone from the server.
+ */
+export async function endStory(
+  csi: CsiClient,
+  story: { a: string; snapshotId: string; staging: string; target: string; staged: Map<string, string>; published: Map<string, string> },
+  targets: (withRecord?: boolean) => Promise<string>,
+  gone: (id: string) => Promise<boolean>,
+): Promise<StoryEnd> {
+  await csi.DeleteSnapshot({ snapshot_id: story.snapshotId });
+  const afterSnapshot = await targets();
+  const snapshotGone = await gone(story.snapshotId);
+  const othersBefore = await targets(false);
+  await csi.NodeUnpublishVolume({ volume_id: story.a, target_path: story.target });
+  story.published.delete(story.target);
+  await csi.NodeUnstageVolume({ volume_id: story.a, staging_target_path: story.staging });
+  story.staged.delete(story.staging);
+  await csi.ControllerUnpublishVolume({ volume_id: story.a, node_id: 'node-a' });
+  await csi.DeleteVolume({ volume_id: story.a });
+  return { afterSnapshot, snapshotGone, othersBefore, othersAfter: await targets(false), aGone: await gone(story.a) };
 }

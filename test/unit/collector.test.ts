@@ -33,14 +33,16 @@ async function liveVolume(dir: string) {
   await store.finishVolume(dir, undefined);
 }
 
-test('old temporary files go, fresh ones stay (a write may be under way), wherever tether writes', async () => {
+test('old temporary files and copy scratch directories go, fresh ones stay (a write may be under way), wherever tether writes', async () => {
   await liveVolume('v1');
   await mkdir(at('.nodes'));
   for (const [file, ageMs] of [['v1/volume.3.json.tmp-0123abcd', 2 * HOUR], ['.nodes/n.json.tmp-89abcdef', 2 * HOUR], ['v1/volume.4.json.tmp-fedcba98', 60_000]] as const) {
     await writeFile(at(file), '{');
     await age(file, ageMs);
   }
-  expect(await collect()).toEqual(['.nodes/n.json.tmp-89abcdef', 'v1/volume.3.json.tmp-0123abcd']);
+  await mkdir(at('v1', '.copy-0a1b2c3d', 'pinned'), { recursive: true });
+  await age('v1/.copy-0a1b2c3d', 2 * HOUR);
+  expect(await collect()).toEqual(['.nodes/n.json.tmp-89abcdef', 'v1/.copy-0a1b2c3d', 'v1/volume.3.json.tmp-0123abcd']);
   expect(await tree()).toContain('v1/volume.4.json.tmp-fedcba98');
 });
 
