@@ -1,6 +1,7 @@
 // src/config.ts: parseConfigText, the YAML config file; every problem is one line naming the field.
 import type { BackendConfig } from '../../src/backends/config.js';
-import { ConfigError, parseConfigText } from '../../src/config.js';
+import { parseConfigText } from '../../src/config.js';
+import { configError } from './config-error.js';
 
 /** The backend as an sshfs one (the config is a union of backend types). */
 function sshfs(b: BackendConfig): Extract<BackendConfig, { type: 'sshfs' }> {
@@ -19,21 +20,6 @@ const BACKEND = `  - name: box
     privateKeyFile: /etc/tether/id
 `;
 const VALID = `backends:\n${BACKEND}`;
-
-/** The one-line error message, or fails if the text parses. */
-function configError(text: string): string {
-  let thrown: unknown;
-  try {
-    parseConfigText(text, 'tether.yaml');
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(ConfigError);
-  const message = (thrown as Error).message;
-  expect(message).not.toContain('\n');
-  expect(message.startsWith('tether.yaml: ')).toBe(true);
-  return message;
-}
 
 describe('parseConfigText', () => {
   test('a minimal config gets the defaults', () => {
