@@ -249,8 +249,13 @@ export class VolumeStore {
 
   /** Removes a snapshot: its record first, so that one half-removed (a call stopped midway) is no snapshot at all and its retry finishes the job. */
   async removeSnapshot(dir: string, signal?: AbortSignal): Promise<void> {
-    await this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), signal);
-    await this.fs.removeTree(posix.join(SNAPSHOTS_DIR, dir), signal);
+    const path = posix.join(SNAPSHOTS_DIR, dir);
+    await this.fs.removeTree(posix.join(path, SNAPSHOT_RECORD), signal);
+    await this.fs.removeTree(path, signal).catch(async (err: unknown) => {
+      // A copy from the snapshot (a restore under way) adds its scratch directory while the tree goes: not a fault, a retry finishes.
+      if (await this.fs.exists(path).catch(() => false)) throw aborted(`snapshot ${this.where(path)} changed while it was being removed (a restore from it was under way); retry`);
+      throw err;
+    });
   }
 
   // ---- volume group snapshots ----
