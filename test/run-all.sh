@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs, builds, then runs unit tests, integration tests
 # (real sshd + sshfs), csi-sanity, the seeded fuzz test (test/fuzz: 10,500 hostile calls over every
 # CSI method), the partition torture test (test/partition: node plugins in
-# network namespaces of their own, links cut while they write), and the NFS tests with csi-sanity on NFS (test/nfs/run.sh: a real
+# network namespaces of their own, links cut while they write), the real-Kubernetes e2e (test/e2e/run.sh:
+# the image built from the Dockerfile, `helm install` on a one-node cluster built from Go modules), and the NFS tests with csi-sanity on NFS (test/nfs/run.sh: a real
 # nfs-ganesha and a real kernel NFS client in a user-mode Linux guest). Prints a closing line "tests: N passed, M failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ stage integration npx jest --selectProjects integration --runInBand --json --out
 stage csi-sanity bash -c "node dist/test/sanity/sanity.js | tee '$results/sanity.txt'; exit \${PIPESTATUS[0]}"
 stage fuzz bash -c "node dist/test/fuzz/fuzz.js | tee '$results/fuzz.txt'; exit \${PIPESTATUS[0]}"
 stage partition-sshfs bash -c "node dist/test/partition/partition.js --rounds 20 | tee '$results/partition.txt'; a=\${PIPESTATUS[0]}; node dist/test/partition/partition.js --rounds 2 --control | tee -a '$results/partition.txt'; exit \$((a | PIPESTATUS[0]))"
+stage e2e bash -c "bash test/e2e/run.sh '$results'; rc=\$?; [ \$rc = 77 ] || exit \$rc"
 stage nfs bash -c "bash test/nfs/run.sh '$results'; rc=\$?; [ \$rc = 77 ] || exit \$rc"
 
 node - "$results" <<'JS'
@@ -26,7 +28,9 @@ const fs = require('fs'); const dir = process.argv[2];
 let p = 0, f = 0, s = 0;
 const nfsSkipped = fs.existsSync(`${dir}/skipped`);
 if (nfsSkipped) { s += 1; console.log(`(${fs.readFileSync(`${dir}/skipped`, 'utf8').trim()}: the NFS tests and csi-sanity on NFS did not run)`); }
-for (const name of ['unit', 'integration', ...(nfsSkipped ? [] : ['nfs'])]) {
+const e2eSkipped = fs.existsSync(`${dir}/e2e-skipped`);
+if (e2eSkipped) { s += 1; console.log(`(SKIPPED ${fs.readFileSync(`${dir}/e2e-skipped`, 'utf8').trim()}: the real-Kubernetes e2e did not run)`); }
+for (const name of ['unit', 'integration', ...(e2eSkipped ? [] : ['e2e']), ...(nfsSkipped ? [] : ['nfs'])]) {
   try { const r = JSON.parse(fs.readFileSync(`${dir}/${name}.json`, 'utf8'));
         p += r.numPassedTests; f += r.numFailedTests + r.numRuntimeErrorTestSuites; s += r.numPendingTests + r.numTodoTests;
   } catch { f += 1; console.log(`(no results from ${name} tests)`); }

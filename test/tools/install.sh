@@ -13,7 +13,10 @@ PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
           nftables
           # the NFS harness (test/nfs): a userspace NFS server, the kernel client's tools, a UML kernel
           # with the NFS client, and cc for its shim on AMX CPUs
-          nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind user-mode-linux gcc)
+          nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind user-mode-linux gcc
+          # the real-Kubernetes e2e (test/e2e): the container runtime and CNI plugins, dockerd to build the
+          # image, debootstrap for its base, busybox for the workloads' image
+          containerd runc docker.io containernetworking-plugins debootstrap busybox-static)
 
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
