@@ -1,5 +1,5 @@
 import { lstatSync, unlinkSync, type Stats } from 'node:fs';
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -31,6 +31,13 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 /** The registration socket in the kubelet's plugins_registry directory, named as node-driver-registrar names it. */
 export const registrationSocketPath = (dir: string, driverName: string) => path.join(dir, `${driverName}-reg.sock`);
 
+/**
+ * Where the server binds before the socket is renamed into place. Node unlinks a unix socket's path
+ * when its server closes, whatever is there by then; bound under this name (the kubelet ignores names
+ * starting with a dot), tether's close removes the registration socket only if it is still its own.
+ */
+export const bindingPath = (socketPath: string, pid = process.pid) => path.join(path.dirname(socketPath), `.tether-${pid}.sock`);
+
 /** What GetInfo answers: the kubelet reaches the driver at `endpoint` (its CSI socket as the host sees it). */
 export function pluginInfo(driverName: string, endpoint: string): PluginInfo {
   return { type: CSI_PLUGIN_TYPE, name: driverName, endpoint, supported_versions: [...SUPPORTED_VERSIONS] };
@@ -53,8 +60,10 @@ export function fileKind(stats: Stats): string {
  * never removed. Also refused: a path too long for a unix socket.
  */
 export async function registrationSocketProblem(socketPath: string): Promise<string | undefined> {
-  const size = Buffer.byteLength(socketPath);
-  if (size > MAX_SOCKET_PATH_BYTES) return `the registration socket path ${socketPath} is ${size} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`;
+  for (const p of [socketPath, bindingPath(socketPath)]) {
+    const size = Buffer.byteLength(p);
+    if (size > MAX_SOCKET_PATH_BYTES) return `the registration socket path ${p} is ${size} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`;
+  }
   const stats = await lstat(socketPath).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw new Error(`cannot inspect ${socketPath}: ${err.code ?? err.message}`);
@@ -101,15 +110,21 @@ export interface RegistrationServer {
  */
 export async function serveRegistration(options: RegistrationOptions): Promise<RegistrationServer> {
   const { socketPath, log } = options;
-  const problem = await registrationSocketProblem(socketPath);
-  if (problem) throw new Error(problem);
-  await unlink(socketPath).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
+  const temporary = bindingPath(socketPath);
+  for (const p of [socketPath, temporary]) {
+    const problem = await registrationSocketProblem(p);
+    if (problem) throw new Error(problem);
+    await unlink(p).catch(ignoreMissing); // nothing, or a stale socket
+  }
   const server = new Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES, 'grpc.max_concurrent_streams': 8 });
   server.addService(loadRegistrationService().service, registrationHandlers(pluginInfo(options.driverName, options.endpoint), log));
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
-  const ours = lstatSync(socketPath);
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${temporary}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  const ours = lstatSync(temporary);
+  // Listening already: the kubelet's first dial, on the create event of the rename, finds it answering.
+  await rename(temporary, socketPath).catch((err: Error) => {
+    server.forceShutdown();
+    throw err;
+  });
   log.info({ event: 'kubelet-registration', socket: socketPath, endpoint: options.endpoint }, 'serving the kubelet plugin registration');
   return {
     socketPath,
@@ -118,6 +133,10 @@ export async function serveRegistration(options: RegistrationOptions): Promise<R
       removeIfSame(socketPath, ours, log);
     },
   };
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }
 
 /** Removes the socket this process bound, unless another process has put its own there since. */
