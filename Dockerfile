@@ -7,7 +7,8 @@
 #   NODE_IMAGE   the Node.js 20 base of both stages, pinned to an exact release (default below)
 #
 # One image serves every mode (--mode controller | node | all); the chart runs it with the
-# kubernetes-csi sidecars. No HEALTHCHECK: the livenessprobe sidecar calls Probe through the socket.
+# kubernetes-csi controller sidecars. No HEALTHCHECK: the kubelet probes tether's own /healthz
+# (--health-address: a Probe through its CSI socket).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 # ---- build: compile the TypeScript ----

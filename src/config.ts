@@ -1,9 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { backendSchema, type BackendConfig } from './backends/config.js';
 import { privateKeyProblem } from './backends/keys.js';
+import { registrationSocketPath, registrationSocketProblem } from './grpc/kubelet-registration.js';
+import { parseListenAddress } from './util/listen.js';
 import { DEFAULT_LEASE_TERMS, leaseTermsProblem, type LeaseTerms } from './volumes/lease.js';
 
 export type Mode = 'all' | 'controller' | 'node';
@@ -49,6 +51,10 @@ export interface Config {
   mode: Mode;
   driverName: string;
   metricsAddress?: string;
+  /** Where /healthz is served (--health-address). */
+  healthAddress?: string;
+  /** Serving the kubelet's plugin registration (--kubelet-registration-dir). */
+  kubeletRegistration?: KubeletRegistration;
   logLevel: string;
   runtimeDir: string;
   maxVolumesPerNode: number;
@@ -57,6 +63,15 @@ export interface Config {
   backends: BackendConfig[];
   /** The private key of each sshfs backend, by backend name: read and parsed at start. */
   privateKeys: ReadonlyMap<string, Buffer>;
+}
+
+export interface KubeletRegistration {
+  /** The kubelet's plugins_registry directory as this process sees it, symlinks resolved. */
+  dir: string;
+  /** The registration socket in it: <dir>/<driverName>-reg.sock. */
+  socketPath: string;
+  /** The CSI socket as the kubelet sees it on the host (what GetInfo answers). */
+  endpoint: string;
 }
 
 const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginSeconds: number }): LeaseTerms => ({
@@ -68,7 +83,8 @@ const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginS
 /** A problem with the command line or the config file: printed as one line, exit code 2. */
 export class ConfigError extends Error {}
 
-const USAGE = 'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--log-level LEVEL]';
+const USAGE =
+  'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--health-address HOST:PORT] [--kubelet-registration-dir DIR [--kubelet-registration-path PATH]] [--log-level LEVEL]';
 
 export async function loadConfig(argv: string[]): Promise<Config> {
   let values: Record<string, string | undefined>;
@@ -83,6 +99,9 @@ export async function loadConfig(argv: string[]): Promise<Config> {
         config: { type: 'string' },
         'driver-name': { type: 'string' },
         'metrics-address': { type: 'string' },
+        'health-address': { type: 'string' },
+        'kubelet-registration-dir': { type: 'string' },
+        'kubelet-registration-path': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
       },
     }) as { values: Record<string, string | undefined> });
@@ -99,13 +118,18 @@ export async function loadConfig(argv: string[]): Promise<Config> {
   if (Buffer.byteLength(nodeId) > 256) throw new ConfigError('--node-id must be at most 256 bytes (the CSI limit)');
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(values['log-level']!)) throw new ConfigError(`--log-level must be one of ${levels.join(', ')}`);
-  const metricsAddress = values['metrics-address'];
-  if (metricsAddress !== undefined && !/^(\[[0-9a-f:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(metricsAddress)) {
-    throw new ConfigError(`--metrics-address must be HOST:PORT (for example 0.0.0.0:9810), got "${metricsAddress}"`);
+  const metricsAddress = listenAddress(values['metrics-address'], '--metrics-address', '0.0.0.0:9810');
+  const healthAddress = listenAddress(values['health-address'], '--health-address', '0.0.0.0:9808');
+  const metricsPort = metricsAddress && parseListenAddress(metricsAddress)!.port;
+  if (metricsPort && metricsPort === (healthAddress && parseListenAddress(healthAddress)!.port)) {
+    throw new ConfigError(`--health-address and --metrics-address must use different ports, both use ${metricsPort}`);
   }
+  const registrationFlags = { dir: values['kubelet-registration-dir'], path: values['kubelet-registration-path'] };
+  checkRegistrationFlags(registrationFlags, mode);
   const file = await readConfigFile(required(values.config, '--config'));
   const driverName = values['driver-name'] ?? file.driverName ?? 'tether.csi.dev';
   if (!DRIVER_NAME.test(driverName)) throw new ConfigError(`driver name "${driverName}" must start and end with a letter and hold only letters, digits, dots and dashes (at most 63)`);
+  const kubeletRegistration = registrationFlags.dir === undefined ? undefined : await kubeletRegistrationOf(registrationFlags.dir, registrationFlags.path ?? socketPath, driverName);
   return {
     endpoint,
     socketPath,
@@ -113,6 +137,8 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     mode,
     driverName,
     metricsAddress,
+    healthAddress,
+    kubeletRegistration,
     logLevel: values['log-level']!,
     runtimeDir: file.runtimeDir,
     maxVolumesPerNode: file.maxVolumesPerNode,
@@ -121,6 +147,40 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     backends: file.backends,
     privateKeys: await readPrivateKeys(file.backends, values.config!),
   };
+}
+
+/** A HOST:PORT flag, checked; undefined when not given. */
+function listenAddress(value: string | undefined, flag: string, example: string): string | undefined {
+  if (value !== undefined && !parseListenAddress(value)) throw new ConfigError(`${flag} must be HOST:PORT (for example ${example}), got "${value}"`);
+  return value;
+}
+
+/** The rules of the registration flags that need no file system: which mode, which combination, which paths. */
+export function checkRegistrationFlags(flags: { dir?: string | undefined; path?: string | undefined }, mode: Mode): void {
+  if (flags.path !== undefined && flags.dir === undefined) throw new ConfigError('--kubelet-registration-path needs --kubelet-registration-dir');
+  if (flags.dir === undefined) return;
+  if (mode === 'controller') throw new ConfigError('--kubelet-registration-dir registers a node plugin: it needs --mode node or all');
+  if (!flags.dir) throw new ConfigError('--kubelet-registration-dir must name a directory');
+  if (flags.path !== undefined && !flags.path.startsWith('/')) throw new ConfigError(`--kubelet-registration-path must be an absolute path (the CSI socket as the kubelet sees it), got "${flags.path}"`);
+  if (flags.path !== undefined && /[\u0000-\u001f\u007f]/.test(flags.path)) throw new ConfigError('--kubelet-registration-path must not contain control characters');
+}
+
+/**
+ * The registration directory, resolved (it must exist: it is the kubelet's, mounted into the
+ * container), and the socket tether will serve there: nothing may be at its path but a stale socket.
+ */
+async function kubeletRegistrationOf(dirFlag: string, endpoint: string, driverName: string): Promise<KubeletRegistration> {
+  let dir: string;
+  try {
+    dir = await realpath(dirFlag);
+  } catch (err) {
+    throw new ConfigError(`--kubelet-registration-dir ${dirFlag}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory (mount the kubelet\'s plugins_registry directory there)' : (err as Error).message}`);
+  }
+  if (!(await stat(dir)).isDirectory()) throw new ConfigError(`--kubelet-registration-dir ${dirFlag}: not a directory`);
+  const socketPath = registrationSocketPath(dir, driverName);
+  const problem = await registrationSocketProblem(socketPath).catch((err: Error) => err.message);
+  if (problem) throw new ConfigError(`--kubelet-registration-dir ${dirFlag}: ${problem}`);
+  return { dir, socketPath, endpoint };
 }
 
 /** Reads and parses every sshfs backend's private key: a missing, unreadable or malformed one stops the start, naming the field. */

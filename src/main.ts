@@ -5,6 +5,8 @@ import { SshfsBackend } from './backends/sshfs.js';
 import { NfsBackend } from './backends/nfs.js';
 import { controllerService } from './controller/service.js';
 import { groupControllerService } from './controller/group-snapshots.js';
+import { serveHealth } from './grpc/health.js';
+import { serveRegistration } from './grpc/kubelet-registration.js';
 import { KeyedLocks } from './grpc/locks.js';
 import { Metrics } from './grpc/metrics.js';
 import { loadCsiRoot } from './grpc/proto.js';
@@ -67,12 +69,20 @@ async function main(): Promise<void> {
   const root = loadCsiRoot();
   const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
   const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
-  log.info({ version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url }, 'tether is serving');
+  const healthServer = config.healthAddress ? await serveHealth(config.healthAddress, config.socketPath, log) : undefined;
+  // Last, once the CSI socket answers: the kubelet calls NodeGetInfo as soon as it has registered the driver.
+  const kubelet = config.kubeletRegistration ? await serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
+  log.info(
+    { version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url, health: healthServer?.url, registration: kubelet?.socketPath },
+    'tether is serving',
+  );
   if (config.mode !== 'controller') void register().catch(() => undefined);
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down; mounts stay in place');
+    kubelet?.close(); // first: the kubelet unregisters the driver before its socket goes
     server.tryShutdown(() => undefined);
+    healthServer?.server.close();
     claims?.close();
     leases?.close();
     metricsServer?.server.close();

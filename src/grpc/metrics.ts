@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { httpUrl, listenOn } from '../util/listen.js';
 
 /** Prometheus metrics of one driver process: calls, errors by gRPC code, latency; leases taken over, fences. */
 export class Metrics {
@@ -54,9 +55,6 @@ export class Metrics {
 
   /** Serves GET /metrics on host:port; resolves with the bound address once listening. */
   async serve(address: string): Promise<{ server: http.Server; url: string }> {
-    const sep = address.lastIndexOf(':');
-    const host = address.slice(0, sep).replace(/^\[|\]$/g, '') || '0.0.0.0';
-    const port = Number(address.slice(sep + 1));
     const server = http.createServer((req, res) => {
       if (req.method !== 'GET' || req.url !== '/metrics') {
         res.writeHead(404).end('not found: try GET /metrics\n');
@@ -67,12 +65,7 @@ export class Metrics {
         (err: Error) => res.writeHead(500).end(`${err.message}\n`),
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    const bound = server.address();
-    const url = typeof bound === 'object' && bound ? `http://${host}:${bound.port}/metrics` : `http://${address}/metrics`;
-    return { server, url };
+    const { host, port } = await listenOn(server, address);
+    return { server, url: httpUrl(host, port, '/metrics') };
   }
 }

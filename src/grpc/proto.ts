@@ -5,9 +5,13 @@ import { loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import type { ProtoGrpcType } from '../csi/generated/csi.js';
+import type { ProtoGrpcType as RegistrationProtoGrpcType } from '../csi/generated/pluginregistration.js';
 
 /** proto/csi.proto: the CSI spec v1.12.0, byte-identical to the upstream release. */
 export const CSI_PROTO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto/csi.proto');
+
+/** proto/pluginregistration.proto: the kubelet's plugin-registration API (k8s.io/kubelet pluginregistration/v1). */
+export const REGISTRATION_PROTO = path.resolve(path.dirname(CSI_PROTO), 'pluginregistration.proto');
 
 const protobufjsDir = path.dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
 
@@ -27,6 +31,18 @@ export function loadCsiServices() {
     Node: csi.v1.Node.service,
     GroupController: csi.v1.GroupController.service,
   };
+}
+
+/** The Identity service's client constructor: tether's own health check probes its CSI socket with it. */
+export function loadIdentityClient() {
+  const { csi } = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  return csi.v1.Identity;
+}
+
+/** The kubelet's Registration service (server side) and its client constructor (tests act as the kubelet with it). */
+export function loadRegistrationService() {
+  const { pluginregistration } = loadPackageDefinition(loadSync(REGISTRATION_PROTO, LOADER_OPTIONS)) as unknown as RegistrationProtoGrpcType;
+  return pluginregistration.Registration;
 }
 
 /**

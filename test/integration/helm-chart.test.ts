@@ -3,15 +3,18 @@
 // rendered object — and every file in examples/ — is validated against the Kubernetes API schemas of
 // a current release (kubernetes-models; the VolumeSnapshot CRDs of external-snapshotter for the
 // snapshot kinds). Then the things that break installs are asserted: the CSIDriver's fields, the
-// socket paths the driver and its sidecars share, the attacher, pinned images, secrets kept out of
-// ConfigMaps, the config Secret mounted read-only — and the rendered config is one tether accepts.
-import { readFile, readdir } from 'node:fs/promises';
+// socket paths the driver and its sidecars share, the kubelet registration and /healthz (tether's own
+// by default, the kubernetes-csi sidecars' when enabled), the attacher, images pinned to what the e2e
+// runs, secrets kept out of ConfigMaps, the config Secret mounted read-only — and the rendered config
+// is one tether accepts.
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { execa } from 'execa';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseConfigText } from '../../src/config.js';
+import { loadConfig, parseConfigText } from '../../src/config.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const HELM = path.join(ROOT, '.tools/bin/helm');
@@ -79,7 +82,9 @@ async function validate(o: K8sObject): Promise<void> {
   }
 }
 
-const VALUES_FILES = ['minimal.yaml', 'two-backends.yaml', 'existing-secret.yaml', 'snapshotter-off.yaml', 'kubelet-dir.yaml'];
+const VALUES_FILES = ['minimal.yaml', 'two-backends.yaml', 'existing-secret.yaml', 'snapshotter-off.yaml', 'kubelet-dir.yaml', 'sidecars.yaml'];
+/** The values files that leave the two optional sidecars off (the chart's default). */
+const SELF_SERVING = VALUES_FILES.filter((f) => f !== 'sidecars.yaml');
 const rendered = new Map<string, K8sObject[]>();
 
 beforeAll(async () => {
@@ -115,6 +120,13 @@ describe('helm lint and helm template', () => {
     ['a sidecar on "latest"', ['--set', 'sidecars.attacher.image=registry.k8s.io/sig-storage/csi-attacher:latest'], /sidecars\/attacher\/image/],
     ['an unknown value (a typo)', ['--set', 'controller.replica=2'], /additional properties 'replica' not allowed|replica/],
     ['an sshfs backend without its key', ['--set-json', 'config.backends=[{"name":"b","type":"sshfs","host":"h","user":"u","path":"/p","hostKey":"ssh-ed25519 AAAA"}]'], /privateKey|oneOf/],
+    ['a sidecar switch that is not a boolean', ['--set-string', 'sidecars.livenessProbe.enabled=yes'], /sidecars\/livenessProbe\/enabled/],
+    ['a misspelt sidecar switch', ['--set', 'sidecars.nodeDriverRegistrar.enable=true'], /additional properties 'enable' not allowed/],
+    ['a switch on a sidecar that is not optional', ['--set', 'sidecars.attacher.enabled=false'], /additional properties 'enabled' not allowed/],
+    ['a privileged controller health port', ['--set', 'controller.healthPort=808'], /controller\/healthPort/],
+    ['a controller health port out of range', ['--set', 'controller.healthPort=70000'], /controller\/healthPort/],
+    ['a controller health port that is not a number', ['--set-string', 'controller.healthPort=9808'], /controller\/healthPort/],
+    ['the controller\'s health port on its metrics port', ['--set', 'controller.healthPort=9810'], /controller\.healthPort and metrics\.port must differ: both are 9810/],
   ])('refuses %s with a message naming the problem', async (_, args, message) => {
     const file = args[1] === '/dev/null' ? [] : ['-f', path.join(VALUES, 'minimal.yaml')];
     const result = await execa(HELM, ['template', 'tether', CHART, '--kube-version', KUBE_VERSION, ...file, ...args.filter((a) => a !== '-f' && a !== '/dev/null')], { timeout: 60_000, reject: false });
@@ -145,35 +157,125 @@ describe('what the rendered objects must get right', () => {
     const node = one(objects, 'DaemonSet');
     const volumes = Object.fromEntries(podSpec(node).volumes.map((v: any) => [v.name, v]));
     expect(volumes['socket-dir'].hostPath.path).toBe(`${kubeletDir}/plugins/tether.csi.dev`);
-    expect(volumes['registration-dir'].hostPath.path).toBe(`${kubeletDir}/plugins_registry`);
-    expect(container(node, 'node-driver-registrar').args).toContain(`--kubelet-registration-path=${kubeletDir}/plugins/tether.csi.dev/csi.sock`);
+    expect(volumes['registration-dir'].hostPath).toEqual({ path: `${kubeletDir}/plugins_registry`, type: 'Directory' });
+    // Whoever registers — tether or node-driver-registrar — mounts plugins_registry and tells the kubelet the socket's host path.
+    const registrar = file === 'sidecars.yaml' ? container(node, 'node-driver-registrar') : container(node, 'tether');
+    const registrationPath = `--kubelet-registration-path=${kubeletDir}/plugins/tether.csi.dev/csi.sock`;
+    expect(registrar.args).toContain(registrationPath);
+    expect(registrar.volumeMounts).toContainEqual({ name: 'registration-dir', mountPath: '/registration' });
+    expect(containers(node).filter((c) => c.args?.includes(registrationPath)).map((c) => c.name)).toEqual([registrar.name]);
     expect(container(node, 'tether').volumeMounts).toContainEqual({ name: 'kubelet-dir', mountPath: kubeletDir, mountPropagation: 'Bidirectional' });
   });
 
-  test('the controller runs provisioner (with --extra-create-metadata), attacher, resizer, snapshotter, livenessprobe; the node runs registrar and livenessprobe', () => {
+  test('the controller runs provisioner (with --extra-create-metadata), attacher, resizer, snapshotter; the node runs tether alone', () => {
     const objects = rendered.get('two-backends.yaml')!;
     const controller = one(objects, 'Deployment');
-    expect(containers(controller).map((c) => c.name)).toEqual(['tether', 'csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
+    expect(containers(controller).map((c) => c.name)).toEqual(['tether', 'csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter']);
     expect(container(controller, 'csi-provisioner').args).toContain('--extra-create-metadata');
     expect(container(controller, 'tether').args).toContain('--mode=controller');
     expect(controller.spec.replicas).toBe(2);
     for (const c of containers(controller).filter((c) => c.name.startsWith('csi-'))) expect(c.args).toContain('--leader-election');
     const node = one(objects, 'DaemonSet');
-    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe']);
+    expect(containers(node).map((c) => c.name)).toEqual(['tether']);
     expect(container(node, 'tether').args).toEqual(expect.arrayContaining(['--mode=node', '--node-id=$(NODE_NAME)']));
     const withoutSnapshots = rendered.get('snapshotter-off.yaml')!;
     expect(containers(one(withoutSnapshots, 'Deployment')).map((c) => c.name)).not.toContain('csi-snapshotter');
     expect(byKind(withoutSnapshots, 'Role')).toEqual([]); // no leader election, no lease rights
   });
 
-  test('the node pod is on the host network, so NFS and ssh connections outlive it; its health port is one, and not 9808', () => {
+  test.each(SELF_SERVING)('by default tether registers the node plugin and serves /healthz itself: no registrar, no livenessprobe (%s)', (file) => {
+    const objects = rendered.get(file)!;
+    const kubeletDir = file === 'kubelet-dir.yaml' ? '/var/lib/k0s/kubelet' : '/var/lib/kubelet';
+    const node = one(objects, 'DaemonSet');
+    const controller = one(objects, 'Deployment');
+    const all = [...containers(node), ...containers(controller)].map((c) => c.name);
+    expect(all).not.toContain('node-driver-registrar');
+    expect(all).not.toContain('liveness-probe');
+    expect(container(node, 'tether').args).toEqual(
+      expect.arrayContaining(['--health-address=0.0.0.0:29810', '--kubelet-registration-dir=/registration', `--kubelet-registration-path=${kubeletDir}/plugins/tether.csi.dev/csi.sock`]),
+    );
+    expect(container(controller, 'tether').args).toContain('--health-address=0.0.0.0:9808');
+    expect(container(controller, 'tether').args.join(' ')).not.toMatch(/--kubelet-registration/);
+  });
+
+  test('with the sidecars enabled, they register and serve /healthz, and tether gets none of those flags', () => {
+    const objects = rendered.get('sidecars.yaml')!;
+    const node = one(objects, 'DaemonSet');
+    const controller = one(objects, 'Deployment');
+    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe']);
+    expect(containers(controller).map((c) => c.name)).toEqual(['tether', 'csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
+    for (const workload of [node, controller]) {
+      const flags = container(workload, 'tether').args.join(' ');
+      expect(flags).not.toMatch(/--health-address|--kubelet-registration/);
+      expect(container(workload, 'tether').volumeMounts.map((m: any) => m.name)).not.toContain('registration-dir');
+    }
+    expect(container(node, 'liveness-probe').args).toContain('--health-port=29810');
+    expect(container(controller, 'liveness-probe').args).toContain('--health-port=19808');
+    expect(container(controller, 'tether').ports).toContainEqual({ name: 'healthz', containerPort: 19808 });
+    expect(container(node, 'node-driver-registrar').volumeMounts).toContainEqual({ name: 'registration-dir', mountPath: '/registration' });
+  });
+
+  test.each<[string, string, string[], string[]]>([
+    ['nodeDriverRegistrar', 'node-driver-registrar', ['tether', 'node-driver-registrar'], ['--health-address=0.0.0.0:29810']],
+    ['livenessProbe', 'liveness-probe', ['tether', 'liveness-probe'], ['--kubelet-registration-dir=/registration', '--kubelet-registration-path=/var/lib/kubelet/plugins/tether.csi.dev/csi.sock']],
+  ])('enabling %s alone renders its sidecar and takes only its flags from tether', async (value, name, nodeContainers, kept) => {
+    const objects = await render('minimal.yaml', '--set', `sidecars.${value}.enabled=true`);
+    const node = one(objects, 'DaemonSet');
+    expect(containers(node).map((c) => c.name)).toEqual(nodeContainers);
+    const nodeFlags: string[] = container(node, 'tether').args;
+    expect(nodeFlags.filter((a) => /^--(health-address|kubelet-registration)/.test(a))).toEqual(kept);
+    const controllerFlags: string[] = container(one(objects, 'Deployment'), 'tether').args;
+    expect(controllerFlags.includes('--health-address=0.0.0.0:9808')).toBe(name !== 'liveness-probe');
+    for (const o of objects) await validate(o);
+  }, 60_000);
+
+  test('every kubernetes-csi sidecar the e2e runs is pinned to the version the e2e builds (test/e2e/build/go.mod), and the CRDs come from that snapshotter', async () => {
+    const goMod = await readFile(path.join(ROOT, 'test/e2e/build/go.mod'), 'utf8');
+    const built = (module: string) => new RegExp(`^\\s*github\\.com/kubernetes-csi/${module} (v[0-9.]+)$`, 'm').exec(goMod)?.[1];
+    const sidecars: Record<string, string> = { 'csi-provisioner': 'external-provisioner/v6', 'csi-attacher': 'external-attacher/v4', 'csi-resizer': 'external-resizer/v2', 'csi-snapshotter': 'external-snapshotter/v8' };
+    const controller = one(rendered.get('minimal.yaml')!, 'Deployment');
+    for (const [name, module] of Object.entries(sidecars)) {
+      const version = built(module);
+      expect({ name, version }).toEqual({ name, version: expect.stringMatching(/^v\d+\.\d+\.\d+$/) });
+      expect(container(controller, name).image).toBe(`registry.k8s.io/sig-storage/${name}:${version}`);
+    }
+    const install = await readFile(path.join(ROOT, 'test/tools/install.sh'), 'utf8');
+    expect(/^SNAPSHOTTER_VERSION=(\S+)/m.exec(install)?.[1]).toBe(built('external-snapshotter/v8'));
+    const values = parseYaml(await readFile(path.join(CHART, 'values.yaml'), 'utf8'));
+    expect(values.sidecars.livenessProbe).toEqual({ enabled: false, image: 'registry.k8s.io/sig-storage/livenessprobe:v2.15.0' });
+    expect(values.sidecars.nodeDriverRegistrar).toEqual({ enabled: false, image: 'registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.13.0' });
+  });
+
+  test.each<[string, string, object]>([
+    ['kubelet-dir.yaml', 'DaemonSet', { mode: 'node', healthAddress: '0.0.0.0:29810', kubeletRegistration: { endpoint: '/var/lib/k0s/kubelet/plugins/tether.csi.dev/csi.sock' } }],
+    ['kubelet-dir.yaml', 'Deployment', { mode: 'controller', healthAddress: '0.0.0.0:9808', metricsAddress: '0.0.0.0:9810', kubeletRegistration: undefined }],
+    ['sidecars.yaml', 'DaemonSet', { mode: 'node', healthAddress: undefined, kubeletRegistration: undefined }],
+  ])('tether accepts the command line the chart gives it (%s, %s)', async (file, kind, expected) => {
+    const objects = rendered.get(file)!;
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-chart-args-'));
+    try {
+      await writeFile(path.join(dir, 'config.yaml'), one(objects, 'Secret').stringData['config.yaml']);
+      await mkdir(path.join(dir, 'registration'));
+      // The container's paths, moved into a scratch directory; $(NODE_NAME) as the kubelet expands it.
+      const args = (container(one(objects, kind), 'tether').args as string[]).map((a) =>
+        a.replace('=/etc/tether/', `=${dir}/`).replace('--kubelet-registration-dir=/registration', `--kubelet-registration-dir=${dir}/registration`).replace('$(NODE_NAME)', 'node-a'),
+      );
+      const config = await loadConfig(args);
+      expect(config).toMatchObject(expected);
+      if (config.kubeletRegistration) expect(config.kubeletRegistration.socketPath).toBe(path.join(dir, 'registration', 'tether.csi.dev-reg.sock'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the node pod is on the host network, so NFS and ssh connections outlive it; its health port is its own, not the controller\'s', () => {
     const node = one(rendered.get('minimal.yaml')!, 'DaemonSet');
     expect(podSpec(node)).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' });
-    expect(container(node, 'liveness-probe').args).toContain('--health-port=29810');
     expect(container(node, 'tether').ports).toContainEqual({ name: 'healthz', containerPort: 29810 });
     const controller = one(rendered.get('minimal.yaml')!, 'Deployment');
     expect(podSpec(controller).hostNetwork).toBeUndefined();
-    expect(container(controller, 'liveness-probe').args).toContain('--health-port=9808');
+    expect(container(controller, 'tether').ports).toContainEqual({ name: 'healthz', containerPort: 9808 });
+    for (const workload of [node, controller]) expect(container(workload, 'tether').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'healthz' });
   });
 
   test('privileged only where mounting needs it: the node plugin; the controller only for NFS backends', () => {
@@ -250,7 +352,7 @@ describe('what the rendered objects must get right', () => {
 
   test('a second long-lived container (the planned mount keeper) slots into the node pod beside tether', () => {
     const node = one(rendered.get('kubelet-dir.yaml')!, 'DaemonSet');
-    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe', 'mount-keeper']);
+    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'mount-keeper']);
   });
 });
 

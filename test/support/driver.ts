@@ -20,6 +20,8 @@ export interface DriverOptions {
   logLevel?: string;
   /** Run the driver in this network namespace (and a mount namespace of its own: `ip netns exec`). */
   netns?: string;
+  /** More command-line flags (e.g. --kubelet-registration-dir DIR, --health-address HOST:PORT). */
+  extraArgs?: string[];
 }
 
 export interface RunningDriver {
@@ -81,6 +83,7 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   const args = [DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', options.mode ?? 'all', '--config', configFile, '--log-level', options.logLevel ?? 'debug'];
   if (options.mode !== 'controller') args.push('--node-id', options.nodeId ?? 'node-a');
   if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
+  if (options.extraArgs) args.push(...options.extraArgs);
   const command = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', ...args] : ['node', ...args];
   const child = execa(command[0]!, command.slice(1), { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';
@@ -90,6 +93,7 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   while (!(await access(socket).then(() => true, () => false))) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
+      await child; // its output read to the end
       await rm(dir, { recursive: true, force: true });
       throw new Error(`driver did not start (exit code ${child.exitCode}, signal ${child.signalCode}):\n${output}`);
     }
@@ -108,4 +112,26 @@ export async function startDriverWith(backends: object[], options: DriverOptions
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The driver's log so far as parsed JSON lines (lines that are not JSON are skipped). */
+export function logLines(driver: RunningDriver): Record<string, unknown>[] {
+  return driver
+    .logs()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Waits until the driver logs a line for which `match` holds and returns it; fails after `timeoutMs` or when the driver exits. */
+export async function waitForLog(driver: RunningDriver, match: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = logLines(driver).find(match);
+    if (found) return found;
+    if (driver.process.exitCode !== null || driver.process.signalCode !== null || Date.now() > deadline) {
+      throw new Error(`the driver logged no such line (exit code ${driver.process.exitCode}, signal ${driver.process.signalCode}); its log:\n${driver.logs().slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

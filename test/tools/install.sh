@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 
 CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the master commit it contains
 HELM_VERSION=v3.22.0        # lints and renders charts/tether
-SNAPSHOTTER_VERSION=v8.7.0  # external-snapshotter: its VolumeSnapshot CRDs validate the chart's and examples' snapshot objects
+SNAPSHOTTER_VERSION=v8.6.0  # external-snapshotter, as the e2e builds it and the chart pins it: its VolumeSnapshot CRDs validate the chart's and examples' snapshot objects
 PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
           # the partition test (test/partition): cuts links between network namespaces
           nftables

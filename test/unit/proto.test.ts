@@ -1,9 +1,12 @@
-// proto/csi.proto must be the CSI v1.12.0 spec, byte for byte; the types generated from it must match how the server decodes it.
+// proto/csi.proto must be the CSI v1.12.0 spec, byte for byte; proto/pluginregistration.proto must be
+// the kubelet's registration API, name for name and number for number; the types generated from them
+// must match how the server decodes them.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOADER_OPTIONS } from '../../src/grpc/proto.js';
+import protobuf from 'protobufjs';
+import { LOADER_OPTIONS, REGISTRATION_PROTO } from '../../src/grpc/proto.js';
 
 /** sha256 of csi.proto as released in container-storage-interface/spec v1.12.0. */
 const CSI_V1_12_0_SHA256 = '5b81236a3809f3ff0b877ff9b82215d0b74a8e291d7f3ec6ee1a44f537c0f86a';
@@ -40,10 +43,55 @@ describe('the generated request and response types (npm run gen)', () => {
     for (const flag of Object.values(flags)) expect(gen.split(/\s+/)).toContain(flag);
   });
 
-  test('come from proto/csi.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {
+  test('come from proto/csi.proto and proto/pluginregistration.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {
     expect(gen).toMatch(/^rm -rf src\/csi\/generated && proto-loader-gen-types /);
-    expect(gen).toMatch(/-I proto .* csi\.proto$/);
+    expect(gen).toMatch(/-I proto .* csi\.proto pluginregistration\.proto$/);
     expect(gen).toContain('-O src/csi/generated');
     expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/csi\/generated\/$/m);
+  });
+});
+
+describe('proto/pluginregistration.proto', () => {
+  // k8s.io/kubelet/pkg/apis/pluginregistration/v1/api.proto (k8s.io/kubelet v0.36.1), field by field:
+  // the kubelet decodes by these numbers and calls by these names, so one slip and registration fails.
+  const KUBELET_API: Record<string, [name: string, id: number, type: string, repeated: boolean][]> = {
+    PluginInfo: [
+      ['type', 1, 'string', false],
+      ['name', 2, 'string', false],
+      ['endpoint', 3, 'string', false],
+      ['supported_versions', 4, 'string', true],
+    ],
+    RegistrationStatus: [
+      ['plugin_registered', 1, 'bool', false],
+      ['error', 2, 'string', false],
+    ],
+    RegistrationStatusResponse: [],
+    InfoRequest: [],
+  };
+  const root = new protobuf.Root().loadSync(REGISTRATION_PROTO, { keepCase: true });
+  root.resolveAll();
+
+  test('is proto3 in package pluginregistration (no version in the package name), with an Apache-2.0 attribution', () => {
+    const text = readFileSync(REGISTRATION_PROTO, 'utf8');
+    expect(text).toMatch(/^syntax = "proto3";$/m);
+    expect(text).toMatch(/^package pluginregistration;/m);
+    expect(text).toContain('Licensed under the Apache License, Version 2.0');
+    expect(text).toContain('The Kubernetes Authors');
+    expect(root.lookup('pluginregistration')).not.toBeNull();
+  });
+
+  test.each(Object.entries(KUBELET_API))('message %s has exactly the kubelet\'s fields', (message, fields) => {
+    const type = root.lookupType(`pluginregistration.${message}`);
+    expect(type.fieldsArray.map((f) => [f.name, f.id, f.type, f.repeated])).toEqual(fields);
+  });
+
+  test('it declares no other message, and service Registration has exactly GetInfo and NotifyRegistrationStatus', () => {
+    const ns = root.lookup('pluginregistration') as protobuf.Namespace;
+    expect(ns.nestedArray.filter((o) => o instanceof protobuf.Type).map((o) => o.name).sort()).toEqual(Object.keys(KUBELET_API).sort());
+    const service = root.lookupService('pluginregistration.Registration');
+    expect(service.methodsArray.map((m) => [m.name, m.requestType, m.responseType, Boolean(m.requestStream), Boolean(m.responseStream)])).toEqual([
+      ['GetInfo', 'InfoRequest', 'PluginInfo', false, false],
+      ['NotifyRegistrationStatus', 'RegistrationStatus', 'RegistrationStatusResponse', false, false],
+    ]);
   });
 });

@@ -67,8 +67,13 @@ app.kubernetes.io/component: {{ .component }}
     defaultMode: 256    # 0400, written in decimal: YAML 1.1 and 1.2 read a leading 0 differently
 {{- end -}}
 
-{{/* tether's container, for --mode controller or node (.mode). */}}
+{{/*
+tether's container, for --mode controller or node (.mode), with its /healthz on .healthPort. Without the
+livenessprobe sidecar tether serves /healthz itself; without node-driver-registrar the node plugin
+registers itself with the kubelet through the plugins_registry directory, mounted at /registration.
+*/}}
 {{- define "tether.container" -}}
+{{- $selfRegistering := and (eq .mode "node") (not .root.Values.sidecars.nodeDriverRegistrar.enabled) }}
 - name: tether
   image: {{ include "tether.image" .root }}
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
@@ -83,6 +88,13 @@ app.kubernetes.io/component: {{ .component }}
     {{- end }}
     {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
     - --metrics-address=0.0.0.0:{{ .root.Values.metrics.port }}
+    {{- end }}
+    {{- if not .root.Values.sidecars.livenessProbe.enabled }}
+    - --health-address=0.0.0.0:{{ .healthPort }}
+    {{- end }}
+    {{- if $selfRegistering }}
+    - --kubelet-registration-dir=/registration
+    - --kubelet-registration-path={{ .root.Values.node.kubeletDir }}/plugins/{{ .root.Values.driverName }}/csi.sock
     {{- end }}
   env:
     - name: NODE_NAME
@@ -131,10 +143,15 @@ app.kubernetes.io/component: {{ .component }}
     - name: dev-fuse
       mountPath: /dev/fuse
     {{- end }}
+    {{- if $selfRegistering }}
+    - name: registration-dir
+      mountPath: /registration
+    {{- end }}
 {{- end -}}
 
-{{/* The livenessprobe sidecar: calls Probe through the socket and serves /healthz on .port. */}}
+{{/* The livenessprobe sidecar (sidecars.livenessProbe.enabled): calls Probe through the socket and serves /healthz on .port. */}}
 {{- define "tether.livenessProbe" -}}
+{{- if .root.Values.sidecars.livenessProbe.enabled }}
 - name: liveness-probe
   image: {{ .root.Values.sidecars.livenessProbe.image }}
   args:
@@ -146,4 +163,5 @@ app.kubernetes.io/component: {{ .component }}
   volumeMounts:
     - name: socket-dir
       mountPath: /csi
+{{- end }}
 {{- end -}}
