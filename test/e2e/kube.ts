@@ -47,7 +47,7 @@ export async function helm(args: string[], timeoutMs = 300_000): Promise<string>
  * Polls `check` every `everyMs` until it returns something other than undefined/false; throws after
  * `limitMs` with `what` and the last thing `check` threw or returned.
  */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, limitMs: number, everyMs = 500): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, limitMs: number, everyMs = 500, explain?: () => Promise<string>): Promise<T> {
   const end = Date.now() + limitMs;
   let last = '';
   for (;;) {
@@ -58,9 +58,20 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (err) {
       last = (err as Error).message;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what} (${last})`);
+    if (Date.now() > end) {
+      const more = explain ? await explain().catch((err: Error) => err.message) : '';
+      throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what} (${last})${more ? `\n${more}` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A pod's phase, its containers' states and the events about it: what a person looks at when it does not start. */
+export async function explainPod(name: string, namespace = 'default'): Promise<string> {
+  const pod = await find('pod', name, '-n', namespace);
+  const states = (pod?.status?.containerStatuses ?? []).map((c: any) => `${c.name}: ${JSON.stringify(c.state)}`);
+  const events = await kubectl(['get', 'events', '-n', namespace, '--field-selector', `involvedObject.name=${name}`, '-o', 'custom-columns=REASON:.reason,MESSAGE:.message', '--no-headers']);
+  return [`pod ${namespace}/${name}: ${pod?.status?.phase ?? 'missing'}`, ...states, events].join('\n');
 }
 
 /** What a pod's container wrote to stdout and stderr (CRI log lines: time, stream, tag, text), as lines of text. */

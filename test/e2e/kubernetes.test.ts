@@ -8,9 +8,10 @@
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startSshServer, type SshServer } from '../support/sshd.js';
-import { cluster, find, get, helm, kubectl, mountsBelow, podLog, REPO, rpcLog, say, waitFor } from './kube.js';
+import { cluster, explainPod, find, get, helm, kubectl, mountsBelow, podLog, REPO, rpcLog, say, waitFor } from './kube.js';
 
-jest.setTimeout(300_000);
+/** Each step of the story, and the setup, may take this long. */
+const STEP_MS = 300_000;
 
 const example = (name: string) => path.join(REPO, 'examples', name);
 let server: SshServer;
@@ -19,13 +20,14 @@ const onServer = async (claim: string) => path.join(server.root, (await get('pvc
 const phase = async (kind: string, name: string, ns = 'default') => (await find(kind, name, '-n', ns))?.status?.phase as string | undefined;
 const lines = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
-/** A pod (in `default`) that runs `script` with the claim at /data, as uid 1000 with fsGroup 2000. */
+/** A pod (in `default`) that runs `script` once with the claim at /data, as uid 1000 with fsGroup 2000. */
 const pod = (name: string, claim: string, script: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name },
     spec: {
+      restartPolicy: 'Never',
       terminationGracePeriodSeconds: 5,
       securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000 },
       containers: [{ name: 'main', image: 'busybox:1.37.0', command: ['sh', '-c', script], volumeMounts: [{ name: 'v', mountPath: '/data', ...extra }] }],
@@ -47,11 +49,11 @@ beforeAll(async () => {
   };
   await mkdir(cluster.run, { recursive: true });
   await writeFile(path.join(cluster.run, 'my-values.yaml'), JSON.stringify(values, null, 2), { mode: 0o600 });
-});
+}, STEP_MS);
 
 afterAll(async () => {
   await server?.stop();
-});
+}, STEP_MS);
 
 test('helm install runs the controller and the node plugin, and the node plugin registers itself with the kubelet', async () => {
   await helm(['install', 'tether', path.join(REPO, 'charts/tether'), '--namespace', 'tether', '--create-namespace', '-f', path.join(cluster.run, 'my-values.yaml'), '--wait', '--timeout', '180s']);
@@ -62,14 +64,14 @@ test('helm install runs the controller and the node plugin, and the node plugin 
   const drivers = await waitFor('the CSINode to list tether.csi.dev', async () => ((await find('csinode', cluster.node))?.spec?.drivers ?? []).find((d: any) => d.name === 'tether.csi.dev'), 60_000);
   expect(drivers.nodeID).toBe(cluster.node);
   say('helm install: every pod Ready; CSINode lists tether.csi.dev (registered by tether itself)');
-});
+}, STEP_MS);
 
 test('a ReadWriteOncePod claim is bound and written by a pod running as uid 1000 with fsGroup 2000 (README: pvc-rwop.yaml, pod.yaml)', async () => {
   const t0 = Date.now();
   await kubectl(['apply', '-f', example('pvc-rwop.yaml'), '-f', example('pod.yaml')]);
   await waitFor('PVC journal Bound', async () => (await phase('pvc', 'journal')) === 'Bound', 60_000);
   say(`PVC journal Bound after ${Date.now() - t0} ms`);
-  await waitFor('pod writer Running', async () => (await phase('pod', 'writer')) === 'Running', 120_000);
+  await waitFor('pod writer Running', async () => (await phase('pod', 'writer')) === 'Running', 120_000, 500, () => explainPod('writer'));
   say(`pod writer Running after ${Date.now() - t0} ms`);
   const log = path.join(await onServer('journal'), 'data/log.txt');
   await waitFor('the pod to write log.txt on the SSH server', async () => (await lines(log)).length >= 1, 30_000);
@@ -81,7 +83,7 @@ test('a ReadWriteOncePod claim is bound and written by a pod running as uid 1000
   // The kubelet passed the pod's fsGroup as VOLUME_MOUNT_GROUP: the staged sshfs mount carries gid=2000.
   const staged = await mountsBelow(cluster.kubeletDir, 'fuse.sshfs');
   expect(staged.length).toBeGreaterThanOrEqual(1);
-});
+}, STEP_MS);
 
 test('a second pod on the ReadWriteOncePod claim stays Pending while the first holds it', async () => {
   await kubectl(['apply', '-f', '-'], pod('writer-2', 'journal', 'date >> /data/log.txt; sleep 3600'));
@@ -95,7 +97,7 @@ test('a second pod on the ReadWriteOncePod claim stays Pending while the first h
   await new Promise((r) => setTimeout(r, 5000));
   expect(await phase('pod', 'writer-2')).toBe('Pending');
   await kubectl(['delete', 'pod', 'writer-2', '--wait=true']);
-});
+}, STEP_MS);
 
 test('two pods on one node share a ReadWriteOnce claim', async () => {
   const claim = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'shared' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } };
@@ -103,10 +105,10 @@ test('two pods on one node share a ReadWriteOnce claim', async () => {
   await kubectl(['apply', '-f', '-'], pod('left', 'shared', 'echo left >> /data/both.txt; sleep 3600'));
   await kubectl(['apply', '-f', '-'], pod('right', 'shared', 'echo right >> /data/both.txt; sleep 3600'));
   const file = path.join(await waitFor('PVC shared Bound', async () => (await phase('pvc', 'shared')) === 'Bound' && onServer('shared'), 60_000), 'data/both.txt');
-  await waitFor('both pods to write both.txt', async () => (await lines(file)).sort().join() === 'left,right', 120_000);
+  await waitFor('both pods to write both.txt', async () => (await lines(file)).sort().join() === 'left,right', 120_000, 500, async () => `${await explainPod('left')}\n${await explainPod('right')}`);
   await kubectl(['delete', 'pod', 'left', 'right', '--wait=true']);
   await kubectl(['delete', 'pvc', 'shared', '--wait=true']);
-});
+}, STEP_MS);
 
 test('a snapshot restores into a new claim with the same data (README: snapshot.yaml, restore.yaml)', async () => {
   const source = path.join(await onServer('journal'), 'data/log.txt');
@@ -117,26 +119,30 @@ test('a snapshot restores into a new claim with the same data (README: snapshot.
   await waitFor('PVC journal-restored Bound', async () => (await phase('pvc', 'journal-restored')) === 'Bound', 60_000);
   // A pod reads the restored volume through Kubernetes: what it prints is what the source held.
   await kubectl(['apply', '-f', '-'], pod('reader', 'journal-restored', 'cat /data/log.txt; echo END'));
-  await waitFor('pod reader to finish', async () => ['Succeeded', 'Failed'].includes((await phase('pod', 'reader')) ?? ''), 120_000);
+  await waitFor('pod reader to finish', async () => ['Succeeded', 'Failed'].includes((await phase('pod', 'reader')) ?? ''), 120_000, 500, () => explainPod('reader'));
   const read = (await podLog('default', 'reader', 'main')).filter((l) => l !== 'END');
   say(`restored volume: ${read.length} lines, the source had ${atSnapshot.length} when the snapshot was ready`);
   expect(read.length).toBeGreaterThanOrEqual(1);
   expect(atSnapshot.slice(0, read.length)).toEqual(read);
   await kubectl(['delete', 'pod', 'reader', '--wait=true']);
-});
+}, STEP_MS);
 
 test('the claim grows online to 2Gi', async () => {
   await kubectl(['patch', 'pvc', 'journal', '-p', '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}']);
   await waitFor('PVC journal capacity 2Gi', async () => (await get('pvc', 'journal')).status?.capacity?.storage === '2Gi', 60_000);
-  const record = JSON.parse(await readFile(path.join(await onServer('journal'), 'volume.json'), 'utf8'));
-  expect(record.capacityBytes).toBe(2 * 1024 ** 3);
-});
+  const pv = await get('pv', (await get('pvc', 'journal')).spec.volumeName);
+  expect(pv.spec.capacity.storage).toBe('2Gi');
+  // The volume's record on the server (its newest generation, volume.<n>.json) says so too.
+  const dir = await onServer('journal');
+  const newest = (await readdir(dir)).filter((f) => /^volume\.\d+\.json$/.test(f)).sort((a, b) => parseInt(a.slice(7)) - parseInt(b.slice(7))).at(-1);
+  expect(JSON.parse(await readFile(path.join(dir, newest!), 'utf8')).capacityBytes).toBe(2 * 1024 ** 3);
+}, STEP_MS);
 
 test('a rolling update replaces the node plugin while a pod writes: no error, no gap', async () => {
   // A writer that numbers its lines 5 times a second and says so on stdout when a write fails.
   await kubectl(['apply', '-f', '-'], pod('counter', 'journal-restored', 'i=0; while true; do i=$((i+1)); echo $i >> /data/seq.txt || echo "write $i failed"; sleep 0.2; done', { mountPropagation: 'HostToContainer' }));
   const seq = path.join(await onServer('journal-restored'), 'data/seq.txt');
-  await waitFor('pod counter writing', async () => (await lines(seq)).length >= 5, 120_000);
+  await waitFor('pod counter writing', async () => (await lines(seq)).length >= 5, 120_000, 500, () => explainPod('counter'));
   const before = (await get('pods', '-n', 'tether', '-l', 'app.kubernetes.io/component=node')).items[0].metadata.name as string;
   await kubectl(['rollout', 'restart', 'daemonset/tether-node', '-n', 'tether']);
   await kubectl(['rollout', 'status', 'daemonset/tether-node', '-n', 'tether', '--timeout=120s'], undefined, 130_000);
@@ -149,7 +155,7 @@ test('a rolling update replaces the node plugin while a pod writes: no error, no
   expect((await podLog('default', 'counter', 'main')).filter((l) => l.includes('failed'))).toEqual([]);
   say(`node plugin ${before} → ${after}; the pod wrote ${numbers.length} lines with no gap and no error`);
   await kubectl(['delete', 'pod', 'counter', '--wait=true']);
-});
+}, STEP_MS);
 
 test('deleting the claims removes the volumes from Kubernetes and archives their data on the server', async () => {
   const journal = await onServer('journal');
@@ -164,11 +170,11 @@ test('deleting the claims removes the volumes from Kubernetes and archives their
   expect(archived).toHaveLength(1);
   expect((await lines(path.join(server.root, '.archive', archived[0]!, 'data/log.txt'))).length).toBeGreaterThanOrEqual(1);
   say(`data archived at .archive/${archived[0]}`);
-});
+}, STEP_MS);
 
 test('helm uninstall leaves no mount and no registration behind', async () => {
   await helm(['uninstall', 'tether', '--namespace', 'tether', '--wait', '--timeout', '120s']);
   await waitFor('the tether pods gone', async () => ((await get('pods', '-n', 'tether')).items as unknown[]).length === 0, 90_000);
   expect(await mountsBelow(cluster.kubeletDir, 'fuse.sshfs')).toEqual([]);
   await waitFor('the CSINode to drop tether.csi.dev', async () => !((await find('csinode', cluster.node))?.spec?.drivers ?? []).some((d: any) => d.name === 'tether.csi.dev'), 60_000);
-});
+}, STEP_MS);

@@ -11,9 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 results=$1
 run=/tmp/tether-e2e
-T0=$SECONDS
-export E2E_T0=$T0
-phase() { printf '[e2e %4d s] %s\n' "$((SECONDS - T0))" "$*"; }
+export E2E_T0=${E2E_T0:-$(date +%s)} NODE_OPTIONS=--experimental-vm-modules
+phase() { printf '[e2e %4d s] %s\n' "$(($(date +%s) - E2E_T0))" "$*"; }
 
 exec 9> /run/tether-e2e.lock
 flock -n 9 || { echo "e2e: another e2e run holds /run/tether-e2e.lock"; exit 1; }

@@ -51,6 +51,10 @@ app.kubernetes.io/component: {{ .component }}
     {{- range .args }}
     - {{ . }}
     {{- end }}
+  {{- with .root.Values.controller.env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   securityContext:
     allowPrivilegeEscalation: false
     readOnlyRootFilesystem: true
@@ -101,6 +105,11 @@ registers itself with the kubelet through the plugins_registry directory, mounte
       valueFrom:
         fieldRef:
           fieldPath: spec.nodeName
+    {{- if eq .mode "controller" }}
+    {{- with .root.Values.controller.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- end }}
   ports:
     - name: healthz
       containerPort: {{ .healthPort }}

@@ -12,8 +12,8 @@ NODE=e2e-node
 CTRD_SOCK=$run/containerd/containerd.sock
 ETCD_PORT=23790
 BRIDGE=tether-e2e0
-T0=${E2E_T0:-$SECONDS}
-say() { printf '[e2e %4d s] %s\n' "$((SECONDS - T0))" "$*"; }
+T0=${E2E_T0:-$(date +%s)}
+say() { printf '[e2e %4d s] %s\n' "$(($(date +%s) - T0))" "$*"; }
 
 # start NAME COMMAND...: runs it in the background, logging to log/NAME.log, its PID in pids/NAME
 start() {
