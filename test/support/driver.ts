@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import type { Container } from './container.js';
 import type { SshServer } from './sshd.js';
 
 /** dist/src/main.js, next to this compiled file's dist/test/support/. */
@@ -20,6 +21,10 @@ export interface DriverOptions {
   logLevel?: string;
   /** Run the driver in this network namespace (and a mount namespace of its own: `ip netns exec`). */
   netns?: string;
+  /** Run the driver inside this "container" (see container.ts): killing the container kills it and everything it started. */
+  container?: Container;
+  /** --mount-keeper: the mount keeper's endpoint (unix:///…). */
+  mountKeeper?: string;
 }
 
 export interface RunningDriver {
@@ -81,8 +86,10 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   const args = [DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', options.mode ?? 'all', '--config', configFile, '--log-level', options.logLevel ?? 'debug'];
   if (options.mode !== 'controller') args.push('--node-id', options.nodeId ?? 'node-a');
   if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
+  if (options.mountKeeper) args.push('--mount-keeper', options.mountKeeper);
   const command = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', ...args] : ['node', ...args];
-  const child = execa(command[0]!, command.slice(1), { reject: false, stdin: 'ignore', all: true, buffer: false });
+  const [program, argv] = options.container ? options.container.wrap(command[0]!, command.slice(1)) : [command[0]!, command.slice(1)];
+  const child = execa(program, argv, { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';
   child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   // Generous: under user-mode Linux a cold start reads node_modules through hostfs (5-20 s measured).
