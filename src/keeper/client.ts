@@ -111,15 +111,19 @@ export class KeeperMounter extends Mounter {
     await this.keeper.unmount(target).catch((err: Error) => this.logger.warn({ target, err: err.message }, 'the mount keeper did not take its key copy away; it does when it answers again'));
   }
 
-  /** The daemon is the keeper's: it stops it (its processes may be in a PID namespace this process cannot see). */
-  override async stopDaemon(entry: MountEntry): Promise<DaemonStop & { by?: string }> {
+  /**
+   * The daemon is the keeper's: it freezes it, aborts the FUSE connection, resets and kills (its
+   * processes may be in a PID namespace this process cannot see). A keeper that does not answer in
+   * time: the FUSE connection is aborted from here (a kernel operation), nothing more can be done.
+   */
+  override async fenceDaemon(entry: MountEntry): Promise<DaemonStop & { by?: string }> {
     try {
       const r = await this.keeper.fence(entry.target);
       return { processes: r.processes, connections: r.connections, servers: r.servers.map(parseEndpoint).filter((e) => e !== undefined), problems: r.problems, by: 'by the mount keeper' };
     } catch (err) {
-      const local = await super.stopDaemon(entry);
+      const local = await super.fenceDaemon(entry); // aborts the FUSE connection; finds the keeper's processes only in a shared PID namespace
       const problem = `the mount keeper did not stop the mount's sshfs (${(err as Error).message}); if it is down, its daemons died with it`;
-      return { ...local, problems: [...local.problems, problem], by: 'the mount keeper did not answer' };
+      return { ...local, problems: [...local.problems, problem], by: 'the mount keeper did not answer: aborted from here' };
     }
   }
 

@@ -116,8 +116,7 @@ export class KeeperService {
     const there = mountAt(await readMountTable(signal), resolved);
     if (!there || there.fstype !== FUSE_SSHFS) throw notFound(`no sshfs mount at ${resolved}: nothing to fence`);
     const started = performance.now();
-    await this.options.mounter.abortFuse(there);
-    const stopped = await this.options.mounter.stopDaemon(there);
+    const stopped = await this.options.mounter.fenceDaemon(there);
     const servers = stopped.servers.map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`));
     log.error({ event: 'fence', target: resolved, processes: stopped.processes, connections: stopped.connections, problems: stopped.problems, ms: Math.round(performance.now() - started) }, 'fenced a mount at the node plugin\'s request: its daemon is stopped for good; the keeper never mounts it again by itself');
     return { processes: stopped.processes, connections: stopped.connections, servers, problems: stopped.problems };
@@ -128,13 +127,13 @@ export class KeeperService {
     const roots = await this.roots();
     const mounts = (await readMountTable(signal)).filter((m) => m.fstype === FUSE_SSHFS && isUnderRoot(m.target, roots));
     const bases = await this.bases().catch(() => []);
-    const pids = daemonsOf(await listProcesses(), mounts.map((m) => this.options.mounter.secretDir(m.target)));
+    const pids = daemonsOf(await listProcesses(), mounts.map((m) => ({ target: m.target, dir: this.options.mounter.secretDir(m.target) })));
     const states: MountState[] = [];
     for (const m of mounts) {
       const held = await this.orderAt(m.target);
       const volumeId = held && sourceMatches(m, held.source) ? held.volumeId : volumeOfSource(m.source, bases);
       if (!volumeId) continue; // not a tether volume
-      const daemon = pids.get(this.options.mounter.secretDir(m.target)) ?? 0;
+      const daemon = pids.get(m.target) ?? 0;
       const health = probe ? await probeMount(m.target, PROBE_MS, signal) : undefined;
       const probed = health === undefined ? {} : health.ok ? { probe: 'ok' } : { probe: health.kind, message: health.reason };
       states.push({ target: m.target, volume_id: volumeId, source: m.source, daemon_pid: daemon, alive: daemon > 0, readonly: isReadOnly(m), held: held !== undefined, ...probed });

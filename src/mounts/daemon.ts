@@ -16,13 +16,15 @@ export interface DaemonStop {
 /**
  * Stops the processes serving one FUSE mount for good — those whose command line names a file in
  * the mount's private directory `dir` (sshfs's `IdentityFile=<dir>/id`, passed on to its ssh), and
- * their descendants: freezes them, resets their TCP connections (`ss -K`, SOCK_DESTROY: the send
- * queue is discarded, never retransmitted), kills them. Frozen first, so none of them sends more, or
- * reconnects, between the steps.
+ * their descendants: freezes them, then cuts the mount off (`abort`: its FUSE connection), resets
+ * their TCP connections (`ss -K`, SOCK_DESTROY: the send queue is discarded, never retransmitted),
+ * kills them. Frozen first, so that none of them sends more, reconnects, or exits — an sshfs whose
+ * FUSE connection is aborted exits at once, and its ssh would flush what it holds on its way out.
  */
-export async function stopMountProcesses(dir: string): Promise<DaemonStop> {
+export async function stopMountProcesses(dir: string, abort: () => Promise<void>): Promise<DaemonStop> {
   const pids = processesOf(await listProcesses(), dir);
   for (const pid of pids) signal(pid, 'SIGSTOP');
+  await abort();
   const sockets = await socketsOf(pids);
   const failures = new Set<string>();
   for (const s of sockets) await resetConnections(['src', ssEndpoint(s.local), 'dst', ssEndpoint(s.remote)], failures);
@@ -32,14 +34,16 @@ export async function stopMountProcesses(dir: string): Promise<DaemonStop> {
 }
 
 /**
- * The sshfs process serving each mount, by its private directory (see stopMountProcesses), from one
- * read of /proc: 0 where none is alive. A zombie is not alive.
+ * The sshfs process serving each mount, from one read of /proc: the one whose command line names
+ * the mount's private directory (see stopMountProcesses), else one whose command line names the
+ * mount point itself (a mount another process made); 0 where none is alive. A zombie is not alive.
  */
-export function daemonsOf(procs: readonly ProcessInfo[], dirs: readonly string[]): Map<string, number> {
+export function daemonsOf(procs: readonly ProcessInfo[], mounts: readonly { target: string; dir: string }[]): Map<string, number> {
+  const sshfs = procs.filter((p) => p.state !== 'Z' && /(^|\/)sshfs$/.test(p.argv[0] ?? ''));
   const found = new Map<string, number>();
-  for (const dir of dirs) {
-    const daemon = procs.find((p) => p.state !== 'Z' && /(^|\/)sshfs$/.test(p.argv[0] ?? '') && p.argv.some((a) => a.includes(`${dir}/`)));
-    found.set(dir, daemon?.pid ?? 0);
+  for (const { target, dir } of mounts) {
+    const daemon = sshfs.find((p) => p.argv.some((a) => a.includes(`${dir}/`))) ?? sshfs.find((p) => p.argv.includes(target));
+    found.set(target, daemon?.pid ?? 0);
   }
   return found;
 }

@@ -21,20 +21,21 @@ export interface FenceReport {
  * fails with an I/O error. The mount itself stays (the workload sees the error, not an empty
  * directory); NodeUnstage removes it.
  *
- * sshfs (`abort-fuse`): abort the FUSE connection (queued requests are dropped, new ones fail),
- * freeze the sshfs process and its ssh, reset their TCP connections (`ss -K`: the send queue is
+ * sshfs (`abort-fuse`): freeze the sshfs process and its ssh, abort the FUSE connection (queued
+ * requests are dropped, new ones fail), reset their TCP connections (`ss -K`: the send queue is
  * discarded, never retransmitted), kill them; then reset the connections to the same server that
  * no process owns any more (an ssh that gave up earlier leaves its unsent data to the kernel, which
  * would deliver it when the link comes back).
  */
-export async function fenceMount(mounter: Pick<Mounter, 'abortFuse' | 'stopDaemon'>, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
+export async function fenceMount(mounter: Pick<Mounter, 'fenceDaemon'>, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
   if (spec.cutoff !== 'abort-fuse') return fenceNfs(entry, spec);
   const steps: string[] = [];
-  await mounter.abortFuse(entry); // first: from here on nothing new is handed to sshfs
-  steps.push('FUSE connection aborted');
-  // By whoever runs the daemon: this process, or the mount keeper (its processes may be in a PID namespace this one cannot see).
-  const stopped = await mounter.stopDaemon(entry);
-  steps.push(`${stopped.processes} processes killed, ${stopped.connections} connections reset${stopped.by ? ` (${stopped.by})` : ''}`);
+  // By whoever runs the daemon: this process, or the mount keeper (its processes may be in a PID
+  // namespace this one cannot see). Frozen before the abort: an aborted sshfs exits at once.
+  const stopped = await mounter.fenceDaemon(entry);
+  const by = stopped.by ? ` (${stopped.by})` : '';
+  steps.push(`${stopped.processes} processes frozen, FUSE connection aborted${by}`);
+  steps.push(`${stopped.connections} connections reset, ${stopped.processes} processes killed`);
   const failures = new Set(stopped.problems);
   const servers = new Map(stopped.servers.map((e) => [ssEndpoint(e), e]));
   for (const e of await serverEndpoints(spec.server)) servers.set(ssEndpoint(e), e);

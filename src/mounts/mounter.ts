@@ -153,17 +153,18 @@ export class Mounter {
   }
 
   /**
-   * Stops the processes serving the FUSE mount at `entry.target` for good — the process half of a
-   * fence (see fence.ts): found by the mount's private directory in their command lines.
+   * Cuts the FUSE mount at `entry.target` off for good — the mount half of a fence (see fence.ts):
+   * its processes (found by the mount's private directory in their command lines) frozen, its FUSE
+   * connection aborted, their TCP connections reset, the processes killed.
    */
-  async stopDaemon(entry: MountEntry): Promise<DaemonStop & { by?: string }> {
-    return stopMountProcesses(this.secretDir(entry.target));
+  async fenceDaemon(entry: MountEntry): Promise<DaemonStop & { by?: string }> {
+    return stopMountProcesses(this.secretDir(entry.target), () => this.abortFuse(entry));
   }
 
   /** Whether the daemon (sshfs) of the FUSE mount at each target is alive; from one read of /proc. */
   async daemonsAlive(targets: readonly string[]): Promise<Map<string, boolean | undefined>> {
-    const pids = daemonsOf(await listProcesses(), targets.map((t) => this.secretDir(t)));
-    return new Map(targets.map((t) => [t, (pids.get(this.secretDir(t)) ?? 0) > 0]));
+    const pids = daemonsOf(await listProcesses(), targets.map((target) => ({ target, dir: this.secretDir(target) })));
+    return new Map(targets.map((t) => [t, (pids.get(t) ?? 0) > 0]));
   }
 
   /** Why this mounter cannot make FUSE mounts now (its mount keeper does not answer), or undefined. */
