@@ -80,6 +80,9 @@ app.kubernetes.io/component: {{ .component }}
     - --log-level={{ .root.Values.logLevel }}
     {{- if eq .mode "node" }}
     - --node-id=$(NODE_NAME)
+    {{- if .root.Values.mountKeeper.enabled }}
+    - --mount-keeper=unix:///csi/keeper/keeper.sock
+    {{- end }}
     {{- end }}
     {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
     - --metrics-address=0.0.0.0:{{ .root.Values.metrics.port }}
