@@ -189,7 +189,7 @@ export class MountRecovery {
   /**
    * The recovery itself: the dead staging mount goes (lazily if it must), the volume is mounted there
    * again as recorded (through the mount keeper, if there is one), and every recorded target that
-   * holds the volume's dead mount, or nothing, is bound again from it.
+   * holds the volume's dead mount, or nothing, is bound again from it (on top of the dead bind).
    */
   private async recover(record: StageRecord, plan: Exclude<RecoveryPlan, { kind: 'ok' | 'forget' }>, signal: AbortSignal, log: Logger): Promise<void> {
     const { mounter, leases, metrics } = this.options;
@@ -210,17 +210,19 @@ export class MountRecovery {
     log.warn({ event: 'mount-recovered', volume: record.volumeId, staging: record.staging, remounted: plan.kind === 'remount', targets, ms }, 'mounted a volume whose FUSE daemon had died again, and bound its targets again');
   }
 
-  /** Binds one recorded target again, unless it holds a live mount of the volume (or its directory is gone); true if bound. */
+  /**
+   * Binds one recorded target again, unless it holds a live mount of the volume (or its directory is
+   * gone); true if bound. The dead bind stays beneath, and the new one is stacked on it: a container
+   * that mounts the target with HostToContainer propagation holds a slave of that dead bind — not of
+   * its parent directory — so only a mount made on top of it reaches the container (one made after
+   * taking it down would not). NodeUnpublish takes both down.
+   */
   private async bindAgain(record: StageRecord, rebind: Rebind, staged: MountEntry | undefined, deadDevice: string | undefined, signal: AbortSignal): Promise<boolean> {
-    const { mounter } = this.options;
     const current = rebind.current;
     if (current && current.device === staged?.device) return false;
     if (current && current.device !== deadDevice && !(await this.goneForGood(rebind.target, signal))) return false;
-    if (current) await mounter.unmount(current, signal); // a workload holding a file on it: detached lazily
-    const there = mountAt(await readMountTable(signal), rebind.target);
-    if (there) return false; // something else was stacked beneath: left as it is
-    if (!(await withTimeout(lstat(rebind.target), LOCAL_FS_TIMEOUT_MS, `lstat ${rebind.target}`).then((s) => s.isDirectory(), () => false))) return false;
-    await mounter.bind(path.join(record.staging, DATA_DIR), rebind.target, rebind.readonly, signal);
+    if (!current && !(await withTimeout(lstat(rebind.target), LOCAL_FS_TIMEOUT_MS, `lstat ${rebind.target}`).then((s) => s.isDirectory(), () => false))) return false;
+    await this.options.mounter.bind(path.join(record.staging, DATA_DIR), rebind.target, rebind.readonly, signal);
     return true;
   }
 

@@ -123,22 +123,25 @@ async function unpublishAndUnstage(csi: CsiClient, id: string, { staging, target
 
 /**
  * A workload: writes "line <i> <ms>" every 100 ms until `stop` exists — holding one file open the
- * whole time (`held`, as a process in a pod does), or opening it for each line (`reopen`); with
- * `ns`, from a mount namespace of its own whose mounts are slaves of the host's (`slave`: a pod
- * volume with mountPropagation HostToContainer) or private copies (`private`: None, the default).
- * Every failed write is a line on stderr.
+ * whole time (`held`, as a process in a pod does), or opening it for each line (`reopen`). Every
+ * failed write is a line on stderr. With `container`, it runs as a container runtime runs a pod's
+ * container: in a mount namespace of its own whose mounts are slaves of the host's (runc's rslave
+ * root), with the volume's target bind-mounted at `container.at` and made `rslave` (the volumeMount's
+ * mountPropagation HostToContainer) or `rprivate` (None, the default); it writes there.
  */
 const workloads: { stop: string; run: ResultPromise }[] = [];
-function workload(file: string, stop: string, how: 'held' | 'reopen', ns?: 'slave' | 'private'): ResultPromise {
-  const script = `i=0; [ "$3" = held ] && exec 3>>"$1"
+function workload(file: string, stop: string, how: 'held' | 'reopen', container?: { at: string; propagation: 'rslave' | 'rprivate' }): ResultPromise {
+  const script = `set -u; file=$1
+if [ -n "$4" ]; then mkdir -p "$4" && mount --rbind "$(dirname "$1")" "$4" && mount --make-$5 "$4" || exit 99; file="$4/$(basename "$1")"; fi
+i=0; [ "$3" = held ] && exec 3>>"$file"
 while [ ! -e "$2" ]; do
   line="line $i $(date +%s%3N)"
-  if [ "$3" = held ]; then echo "$line" >&3; else echo "$line" >> "$1"; fi || echo "write $i failed at $(date +%s%3N)" >&2
+  if [ "$3" = held ]; then echo "$line" >&3; else echo "$line" >> "$file"; fi || echo "write $i failed at $(date +%s%3N)" >&2
   i=$((i+1)); sleep 0.1
 done
 echo "$i"`;
-  const bash = ['bash', '-c', script, 'workload', file, stop, how];
-  const [command, ...args] = ns ? ['unshare', '--mount', `--propagation=${ns}`, ...bash] : bash;
+  const bash = ['bash', '-c', script, 'workload', file, stop, how, container?.at ?? '', container?.propagation ?? ''];
+  const [command, ...args] = container ? ['unshare', '--mount', '--propagation=slave', ...bash] : bash;
   const run = execa(command!, args, { reject: false, stdin: 'ignore', timeout: 300_000 });
   workloads.push({ stop, run });
   return run;
@@ -302,10 +305,10 @@ describe('the mount keeper crashes', () => {
   }, TEST_TIMEOUT_MS);
 
   it('a new keeper starts: within seconds the node mounts the volume again and binds its target again; a fresh open writes through; a container with HostToContainer propagation sees it, one with None does not', async () => {
-    // Two "containers" of the pod, started while the volume is dead: one with each propagation.
+    // Two containers of the pod, started while the volume is dead, each with the target bind-mounted into it.
     const stop = join(work, 'stop-ns');
-    const slave = workload(join(paths.target, 'slave.txt'), stop, 'reopen', 'slave');
-    const priv = workload(join(paths.target, 'private.txt'), stop, 'reopen', 'private');
+    const slave = workload(join(paths.target, 'slave.txt'), stop, 'reopen', { at: join(work, 'container-h2c', 'data'), propagation: 'rslave' });
+    const priv = workload(join(paths.target, 'private.txt'), stop, 'reopen', { at: join(work, 'container-none', 'data'), propagation: 'rprivate' });
     await sleep(500);
     const started = Date.now();
     await startTheKeeper();
