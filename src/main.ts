@@ -107,7 +107,6 @@ async function main(): Promise<void> {
  * no CSI, no backend sessions, no metrics — it is meant to be updated rarely.
  */
 async function runKeeper(config: Config, log: Logger): Promise<void> {
-  process.umask(0o077);
   const mounter = new Mounter(path.join(config.runtimeDir, 'keeper'), log);
   const service = new KeeperService({ mounter, allowedRoots: config.keeperAllowedRoots, readConfig: () => readBackendConfig(config.configPath), version: VERSION, log });
   await service.sweep(log);
