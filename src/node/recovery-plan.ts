@@ -15,11 +15,11 @@ export interface StageRecord {
   targets: { path: string; readonly: boolean }[];
 }
 
-/** A target to bind from the staging mount again: what is mounted there now (the volume's dead bind), if anything. */
+/** A target to bind from the staging mount again, on top of what is mounted there now (the volume's dead bind). */
 export interface Rebind {
   target: string;
   readonly: boolean;
-  current?: MountEntry;
+  current: MountEntry;
 }
 
 export type RecoveryPlan =
@@ -45,15 +45,18 @@ export function recoveryPlan(record: StageRecord, table: readonly MountEntry[], 
   const ours = (m: MountEntry | undefined) => (m && sourceMatches(m, source) ? m : undefined);
   const staged = ours(mountAt(table, record.staging));
   const foreign = (path: string) => mountAt(table, path) !== undefined && !ours(mountAt(table, path));
-  const targets = record.targets.filter((t) => !foreign(t.path)).map((t) => ({ target: t.path, readonly: t.readonly, current: ours(mountAt(table, t.path)) }));
+  // Only targets that hold a mount of the volume: one with nothing mounted was taken down by someone (recovery never does).
+  const targets = record.targets.flatMap((t) => {
+    const current = foreign(t.path) ? undefined : ours(mountAt(table, t.path));
+    return current ? [{ target: t.path, readonly: t.readonly, current }] : [];
+  });
   if (staged && alive === undefined) return { kind: 'ok' };
   if (!staged) {
     if (foreign(record.staging)) return { kind: 'ok' }; // something else is mounted there now: not ours to touch
-    const bound = targets.filter((t) => t.current);
-    return bound.length ? { kind: 'remount', rebind: bound } : { kind: 'forget' };
+    return targets.length ? { kind: 'remount', rebind: targets } : { kind: 'forget' };
   }
-  if (!alive) return { kind: 'remount', dead: staged, rebind: targets.filter((t) => !t.current || t.current.device === staged.device) };
-  const stale = targets.filter((t) => t.current && t.current.device !== staged.device);
+  if (!alive) return { kind: 'remount', dead: staged, rebind: targets.filter((t) => t.current?.device === staged.device) };
+  const stale = targets.filter((t) => t.current.device !== staged.device);
   return stale.length ? { kind: 'rebind', rebind: stale } : { kind: 'ok' };
 }
 

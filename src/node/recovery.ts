@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyedLocks } from '../grpc/locks.js';
@@ -7,12 +7,11 @@ import { mountAt, readMountTable, type MountEntry } from '../mounts/mount-table.
 import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
 import type { MountSpec } from '../mounts/spec.js';
-import { withTimeout } from '../util/time.js';
 import type { Backends } from '../volumes/registry.js';
 import { DATA_DIR } from '../volumes/store.js';
 import type { LeaseKeeper } from './leases.js';
 import { recoveryPlan, withTarget, type Rebind, type RecoveryPlan, type StageRecord } from './recovery-plan.js';
-import { LOCAL_FS_TIMEOUT_MS, orderedSpec, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
+import { orderedSpec, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
 
 export interface MountRecoveryOptions {
   backends: Backends;
@@ -55,30 +54,43 @@ export class MountRecovery {
 
   constructor(private readonly options: MountRecoveryOptions) {}
 
+  // The notes below are written under the volume's lock (the CSI call's or the recovery's), and never
+  // fail a call: a note that could not be written costs a recovery, not the mount that was made.
+
   /** NodeStage mounted `spec` at `staging`: noted if a daemon serves it (a kernel mount outlives the plugin by itself). */
-  async staged(staging: string, spec: MountSpec): Promise<void> {
-    if (!spec.daemon || !spec.order) return;
+  staged(staging: string, spec: MountSpec): Promise<void> {
+    if (!spec.daemon || !spec.order) return Promise.resolve();
     const { volumeId, flags, readonly, group } = spec.order;
-    const old = await this.recordAt(staging);
-    await this.write({ volumeId, staging, flags: [...flags], readonly, group, targets: old?.volumeId === volumeId ? old.targets : [] });
+    return this.noting(staging, async () => {
+      const old = await this.recordAt(staging);
+      await this.write({ volumeId, staging, flags: [...flags], readonly, group, targets: old?.volumeId === volumeId ? old.targets : [] });
+    });
   }
 
   /** NodePublish bound `<staging>/data` at `target`. */
-  async published(staging: string, target: string, readonly: boolean): Promise<void> {
-    const record = await this.recordAt(staging);
-    if (record) await this.write(withTarget(record, target, readonly));
+  published(staging: string, target: string, readonly: boolean): Promise<void> {
+    return this.noting(staging, async () => {
+      const record = await this.recordAt(staging);
+      if (record) await this.write(withTarget(record, target, readonly));
+    });
   }
 
   /** NodeUnpublish took `target` of the volume down. */
-  async unpublished(volumeId: string, target: string): Promise<void> {
-    for (const record of await this.records()) {
-      if (record.volumeId === volumeId && record.targets.some((t) => t.path === target)) await this.write({ ...record, targets: record.targets.filter((t) => t.path !== target) });
-    }
+  unpublished(volumeId: string, target: string): Promise<void> {
+    return this.noting(target, async () => {
+      for (const record of await this.records()) {
+        if (record.volumeId === volumeId && record.targets.some((t) => t.path === target)) await this.write({ ...record, targets: record.targets.filter((t) => t.path !== target) });
+      }
+    });
   }
 
   /** NodeUnstage took the staging mount down. */
-  async unstaged(staging: string): Promise<void> {
-    await rm(this.fileOf(staging), { force: true });
+  unstaged(staging: string): Promise<void> {
+    return this.noting(staging, () => rm(this.fileOf(staging), { force: true }));
+  }
+
+  private async noting(at: string, work: () => Promise<void>): Promise<void> {
+    await work().catch((err: Error) => this.options.log.warn({ path: at, err: err.message }, 'could not note a staged FUSE mount for recovery; it is mounted as asked, but not mounted again by tether if its daemon dies'));
   }
 
   start(): void {
@@ -211,17 +223,15 @@ export class MountRecovery {
   }
 
   /**
-   * Binds one recorded target again, unless it holds a live mount of the volume (or its directory is
-   * gone); true if bound. The dead bind stays beneath, and the new one is stacked on it: a container
+   * Binds one recorded target again, unless it holds a live mount of the volume; true if bound. The dead bind stays beneath, and the new one is stacked on it: a container
    * that mounts the target with HostToContainer propagation holds a slave of that dead bind — not of
    * its parent directory — so only a mount made on top of it reaches the container (one made after
    * taking it down would not). NodeUnpublish takes both down.
    */
   private async bindAgain(record: StageRecord, rebind: Rebind, staged: MountEntry | undefined, deadDevice: string | undefined, signal: AbortSignal): Promise<boolean> {
-    const current = rebind.current;
-    if (current && current.device === staged?.device) return false;
-    if (current && current.device !== deadDevice && !(await this.goneForGood(rebind.target, signal))) return false;
-    if (!current && !(await withTimeout(lstat(rebind.target), LOCAL_FS_TIMEOUT_MS, `lstat ${rebind.target}`).then((s) => s.isDirectory(), () => false))) return false;
+    const { current } = rebind;
+    if (current.device === staged?.device) return false;
+    if (current.device !== deadDevice && !(await this.goneForGood(rebind.target, signal))) return false;
     await this.options.mounter.bind(path.join(record.staging, DATA_DIR), rebind.target, rebind.readonly, signal);
     return true;
   }

@@ -102,7 +102,6 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
   if (claim.lease) await leases.hold(req.volume_id, claim.lease.id, claim.lease.sentAt, claim.fences, staging);
   try {
     await stageAt(mounter, spec, staging, signal, log);
-    await deps.recovery.staged(staging, spec);
   } catch (err) {
     if (claim.added || (claim.lease && !held)) {
       await leases.release(req.volume_id);
@@ -110,6 +109,7 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
     }
     throw err;
   }
+  await deps.recovery.staged(staging, spec);
   await leases.clearFence(req.volume_id);
 }
 

@@ -32,10 +32,9 @@ describe('recoveryPlan', () => {
     });
   });
 
-  test('a recorded target with nothing mounted (a recovery cut short) is bound again; one holding something else is never touched', () => {
+  test('a recorded target with nothing mounted (someone took it down: recovery never does) is not bound again; one holding something else is never touched', () => {
     const foreign = mount(T2, '0:77', 'tmpfs', 'tmpfs');
-    const plan = recoveryPlan(record, [staged, foreign], SOURCE, false);
-    expect(plan).toEqual({ kind: 'remount', dead: staged, rebind: [{ target: T1, readonly: false, current: undefined }] });
+    expect(recoveryPlan(record, [staged, foreign], SOURCE, false)).toEqual({ kind: 'remount', dead: staged, rebind: [] });
   });
 
   test('a bind of the volume that is not a recorded target (someone else made it) is not touched', () => {
