@@ -184,6 +184,7 @@ export class MountRecovery {
       if (plan.kind === 'forget') await this.unstaged(record.staging);
       if (plan.kind === 'ok' || plan.kind === 'forget') return true;
       if (plan.kind === 'remount' && plan.dead && !(await this.goneForGood(plan.dead.target, signal))) return true;
+      log.debug({ volume: record.volumeId, staging: record.staging, plan: plan.kind, rebind: plan.rebind.map((r) => r.target) }, 'mounting a dead FUSE mount again');
       await this.recover(record, plan, signal, log);
       this.failures.delete(record.staging);
       return true;

@@ -315,7 +315,10 @@ describe('the mount keeper crashes', () => {
     const back = await within(20_000, async () => (await write(join(paths.target, 'after.txt'), 'after the crash\n')).exitCode === 0);
     expect(back).toBeDefined();
     measured['keeper restart → target writable again (incl. keeper start), ms'] = Date.now() - started;
-    const event = node!.driver.logs().split('\n').find((l) => l.includes('"event":"mount-recovered"') && l.includes(id));
+    // The log line comes through the node plugin's stdout pipe: it may trail the write by a moment.
+    const recoveredLine = () => node!.driver.logs().split('\n').find((l) => l.includes('"event":"mount-recovered"') && l.includes(id));
+    await within(5_000, async () => recoveredLine() !== undefined, 50);
+    const event = recoveredLine();
     expect(event).toBeDefined();
     const recovered = JSON.parse(event!) as { targets: string[]; staging: string; ms: number; remounted: boolean };
     expect(recovered).toMatchObject({ staging: paths.staging, targets: [paths.target], remounted: true });
