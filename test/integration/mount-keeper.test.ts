@@ -350,6 +350,33 @@ describe('the mount keeper crashes', () => {
   }, TEST_TIMEOUT_MS);
 });
 
+describe('a FUSE daemon dies alone (the keeper lives)', () => {
+  it('NodePublish of a second pod finds the staging mount dead: the volume is mounted again, the first pod\'s target bound again, the second one published', async () => {
+    const cap = mountCap('SINGLE_NODE_MULTI_WRITER');
+    const id = await createVolume(cap);
+    const first = await stageAndPublish(node!.csi, id, 'pod-first', cap);
+    const daemon = (await keeperApi!.List({})).mounts.find((m: { target: string }) => m.target === first.staging);
+    expect(daemon.daemon_pid).toBeGreaterThan(1);
+    process.kill(daemon.daemon_pid, 'SIGKILL'); // sshfs crashed
+    await sleep(200);
+    expect((await write(join(first.target, 'x.txt'), 'x\n')).stderr).toMatch(/Transport endpoint is not connected/);
+    const second = kubeletPaths(id, 'pod-second-writer');
+    await mkdir(join(second.target, '..'), { recursive: true });
+    await node!.csi.NodePublishVolume({ volume_id: id, staging_target_path: first.staging, target_path: second.target, volume_capability: cap });
+    published.set(second.target, id);
+    expect((await write(join(second.target, 'second.txt'), 'second\n')).exitCode).toBe(0);
+    expect((await write(join(first.target, 'first.txt'), 'first again\n')).exitCode).toBe(0);
+    expect(await readFile(join(server.root, volumeDir(id), 'data', 'first.txt'), 'utf8')).toBe('first again\n');
+    const recoveries = () => node!.driver.logs().split('\n').filter((l) => l.includes('"event":"mount-recovered"') && l.includes(id));
+    await within(5_000, async () => recoveries().length > 0, 50);
+    expect(recoveries()).toHaveLength(1);
+    await node!.csi.NodeUnpublishVolume({ volume_id: id, target_path: second.target });
+    published.delete(second.target);
+    await unpublishAndUnstage(node!.csi, id, first); // the dead bind beneath goes too
+    expect(await mountsUnder(kubelet, 'fuse.sshfs')).toEqual([]);
+  }, TEST_TIMEOUT_MS);
+});
+
 describe('the keeper takes a volume ID and a target, never a mount spec, and refuses what is not its to mount', () => {
   let id: string;
   let target: string;
