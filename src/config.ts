@@ -80,24 +80,25 @@ export class ConfigError extends Error {}
 const USAGE =
   'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node|keeper --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--log-level LEVEL] [--mount-keeper unix:///path/keeper.sock] [--keeper-allowed-root DIR ...]';
 
+/** The command line's flags (parseArgs options). */
+const FLAGS = {
+  endpoint: { type: 'string' },
+  'node-id': { type: 'string' },
+  mode: { type: 'string', default: 'all' },
+  config: { type: 'string' },
+  'driver-name': { type: 'string' },
+  'metrics-address': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  'mount-keeper': { type: 'string' },
+  'keeper-allowed-root': { type: 'string', multiple: true },
+} as const;
+
+const parseFlags = (argv: string[]) => parseArgs({ args: argv, strict: true, options: FLAGS }).values;
+
 export async function loadConfig(argv: string[]): Promise<Config> {
-  let values: { [flag: string]: string | string[] | undefined; mode?: string; 'log-level'?: string; 'keeper-allowed-root'?: string[] } & Partial<Record<'endpoint' | 'node-id' | 'config' | 'driver-name' | 'metrics-address' | 'mount-keeper', string>>;
+  let values: ReturnType<typeof parseFlags>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        endpoint: { type: 'string' },
-        'node-id': { type: 'string' },
-        mode: { type: 'string', default: 'all' },
-        config: { type: 'string' },
-        'driver-name': { type: 'string' },
-        'metrics-address': { type: 'string' },
-        'log-level': { type: 'string', default: 'info' },
-        'mount-keeper': { type: 'string' },
-        'keeper-allowed-root': { type: 'string', multiple: true },
-      },
-    }));
+    values = parseFlags(argv);
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; ${USAGE}`);
   }
