@@ -351,6 +351,26 @@ describe('the mount keeper crashes', () => {
 });
 
 describe('a FUSE daemon dies alone (the keeper lives)', () => {
+  it('NodeGetVolumeStats finds the mount dead: abnormal, saying its FUSE daemon is gone — never OK — and it sets the recovery off: the target works again within seconds', async () => {
+    const id = await createVolume();
+    const paths = await stageAndPublish(node!.csi, id, 'pod-stats');
+    const daemon = (await keeperApi!.List({})).mounts.find((m: { target: string }) => m.target === paths.staging);
+    expect(daemon.daemon_pid).toBeGreaterThan(1);
+    process.kill(daemon.daemon_pid, 'SIGKILL');
+    await sleep(200);
+    const stats = await node!.csi.NodeGetVolumeStats({ volume_id: id, volume_path: paths.target });
+    expect(stats.volume_condition.abnormal).toBe(true);
+    expect(stats.volume_condition.message).toMatch(/Transport endpoint is not connected \(its FUSE daemon is gone: tether mounts a volume it staged again by itself/);
+    expect(stats.usage).toEqual([]);
+    // The node plugin's timed look comes every 10 s: back within 2 s is the stats call's doing (but one time in five).
+    const back = await within(2_000, async () => (await write(join(paths.target, 'y.txt'), 'y\n')).exitCode === 0);
+    measured['stats found a dead daemon → target writable again, ms'] = back ?? 'never';
+    expect(back).toBeDefined();
+    await within(5_000, async () => node!.driver.logs().includes(`"event":"mount-recovered","volume":"${id}"`), 50);
+    expect((await node!.csi.NodeGetVolumeStats({ volume_id: id, volume_path: paths.target })).volume_condition.abnormal).toBe(false);
+    await unpublishAndUnstage(node!.csi, id, paths);
+  }, TEST_TIMEOUT_MS);
+
   it('NodePublish of a second pod finds the staging mount dead: the volume is mounted again, the first pod\'s target bound again, the second one published', async () => {
     const cap = mountCap('SINGLE_NODE_MULTI_WRITER');
     const id = await createVolume(cap);
