@@ -8,7 +8,7 @@ import { registrationSocketPath, registrationSocketProblem } from './grpc/kubele
 import { parseListenAddress } from './util/listen.js';
 import { DEFAULT_LEASE_TERMS, leaseTermsProblem, type LeaseTerms } from './volumes/lease.js';
 
-export type Mode = 'all' | 'controller' | 'node';
+export type Mode = 'all' | 'controller' | 'node' | 'keeper';
 
 /** CSI plugin names (and csi-sanity's stricter rule): letters at both ends. */
 const DRIVER_NAME = /^[a-zA-Z][A-Za-z0-9.-]{0,61}[a-zA-Z]$/;
@@ -63,6 +63,12 @@ export interface Config {
   backends: BackendConfig[];
   /** The private key of each sshfs backend, by backend name: read and parsed at start. */
   privateKeys: ReadonlyMap<string, Buffer>;
+  /** The config file (the mount keeper reads it again at every Mount). */
+  configPath: string;
+  /** --mode node: the mount keeper's socket (unix:///…), which makes and holds the FUSE mounts; none: the node mounts them itself. */
+  mountKeeper?: string;
+  /** --mode keeper: the directories it mounts below (realpath'ed when compared); default the kubelet's. */
+  keeperAllowedRoots: string[];
 }
 
 export interface KubeletRegistration {
@@ -74,6 +80,9 @@ export interface KubeletRegistration {
   endpoint: string;
 }
 
+/** The kubelet's directory: where a mount keeper may mount unless told otherwise. */
+export const DEFAULT_KEEPER_ROOT = '/var/lib/kubelet';
+
 const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginSeconds: number }): LeaseTerms => ({
   termMs: Math.round(l.termSeconds * 1000),
   renewMs: Math.round(l.renewSeconds * 1000),
@@ -84,37 +93,40 @@ const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginS
 export class ConfigError extends Error {}
 
 const USAGE =
-  'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--health-address HOST:PORT] [--kubelet-registration-dir DIR [--kubelet-registration-path PATH]] [--log-level LEVEL]';
+  'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node|keeper --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--health-address HOST:PORT] [--kubelet-registration-dir DIR [--kubelet-registration-path PATH]] [--log-level LEVEL] [--mount-keeper unix:///path/keeper.sock] [--keeper-allowed-root DIR ...]';
+
+/** The command line's flags (parseArgs options). */
+const FLAGS = {
+  endpoint: { type: 'string' },
+  'node-id': { type: 'string' },
+  mode: { type: 'string', default: 'all' },
+  config: { type: 'string' },
+  'driver-name': { type: 'string' },
+  'metrics-address': { type: 'string' },
+  'health-address': { type: 'string' },
+  'kubelet-registration-dir': { type: 'string' },
+  'kubelet-registration-path': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  'mount-keeper': { type: 'string' },
+  'keeper-allowed-root': { type: 'string', multiple: true },
+} as const;
+
+const parseFlags = (argv: string[]) => parseArgs({ args: argv, strict: true, options: FLAGS }).values;
 
 export async function loadConfig(argv: string[]): Promise<Config> {
-  let values: Record<string, string | undefined>;
+  let values: ReturnType<typeof parseFlags>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        endpoint: { type: 'string' },
-        'node-id': { type: 'string' },
-        mode: { type: 'string', default: 'all' },
-        config: { type: 'string' },
-        'driver-name': { type: 'string' },
-        'metrics-address': { type: 'string' },
-        'health-address': { type: 'string' },
-        'kubelet-registration-dir': { type: 'string' },
-        'kubelet-registration-path': { type: 'string' },
-        'log-level': { type: 'string', default: 'info' },
-      },
-    }) as { values: Record<string, string | undefined> });
+    values = parseFlags(argv);
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; ${USAGE}`);
   }
   const endpoint = required(values.endpoint, '--endpoint');
-  const socketPath = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice(5) : '';
-  if (!socketPath.startsWith('/')) throw new ConfigError(`--endpoint must be unix:///absolute/path.sock, got "${endpoint}"`);
+  const socketPath = unixSocketPath(endpoint, '--endpoint');
   const mode = values.mode as Mode;
-  if (!['all', 'controller', 'node'].includes(mode)) throw new ConfigError(`--mode must be all, controller or node, got "${mode}"`);
+  if (!['all', 'controller', 'node', 'keeper'].includes(mode)) throw new ConfigError(`--mode must be all, controller, node or keeper, got "${mode}"`);
   const nodeId = values['node-id'] ?? '';
-  if (mode !== 'controller' && !nodeId) throw new ConfigError(`--node-id is required with --mode ${mode}`);
+  if ((mode === 'all' || mode === 'node') && !nodeId) throw new ConfigError(`--node-id is required with --mode ${mode}`);
+  const { mountKeeper, keeperAllowedRoots } = keeperFlags(mode, values['mount-keeper'], values['keeper-allowed-root']);
   if (Buffer.byteLength(nodeId) > 256) throw new ConfigError('--node-id must be at most 256 bytes (the CSI limit)');
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(values['log-level']!)) throw new ConfigError(`--log-level must be one of ${levels.join(', ')}`);
@@ -146,6 +158,9 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     lease: leaseTerms(file.lease),
     backends: file.backends,
     privateKeys: await readPrivateKeys(file.backends, values.config!),
+    configPath: values.config!,
+    mountKeeper,
+    keeperAllowedRoots,
   };
 }
 
@@ -159,7 +174,7 @@ function listenAddress(value: string | undefined, flag: string, example: string)
 export function checkRegistrationFlags(flags: { dir?: string | undefined; path?: string | undefined }, mode: Mode): void {
   if (flags.path !== undefined && flags.dir === undefined) throw new ConfigError('--kubelet-registration-path needs --kubelet-registration-dir');
   if (flags.dir === undefined) return;
-  if (mode === 'controller') throw new ConfigError('--kubelet-registration-dir registers a node plugin: it needs --mode node or all');
+  if (mode === 'controller' || mode === 'keeper') throw new ConfigError('--kubelet-registration-dir registers a node plugin: it needs --mode node or all');
   if (!flags.dir) throw new ConfigError('--kubelet-registration-dir must name a directory');
   if (flags.path !== undefined && !flags.path.startsWith('/')) throw new ConfigError(`--kubelet-registration-path must be an absolute path (the CSI socket as the kubelet sees it), got "${flags.path}"`);
   if (flags.path !== undefined && /[\u0000-\u001f\u007f]/.test(flags.path)) throw new ConfigError('--kubelet-registration-path must not contain control characters');
@@ -181,6 +196,36 @@ async function kubeletRegistrationOf(dirFlag: string, endpoint: string, driverNa
   const problem = await registrationSocketProblem(socketPath).catch((err: Error) => err.message);
   if (problem) throw new ConfigError(`--kubelet-registration-dir ${dirFlag}: ${problem}`);
   return { dir, socketPath, endpoint };
+}
+
+/** The path of a `unix:///absolute/path` endpoint. */
+function unixSocketPath(endpoint: string, flag: string): string {
+  const socketPath = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : endpoint.startsWith('unix:') ? endpoint.slice(5) : '';
+  if (!socketPath.startsWith('/')) throw new ConfigError(`${flag} must be unix:///absolute/path.sock, got "${endpoint}"`);
+  return socketPath;
+}
+
+/**
+ * --mount-keeper belongs to a node plugin of its own (--mode node: in --mode all the process mounts
+ * itself, as before); --keeper-allowed-root to the keeper. Roots are absolute and never "/".
+ */
+function keeperFlags(mode: Mode, mountKeeper: string | undefined, roots: string[] | undefined): { mountKeeper?: string; keeperAllowedRoots: string[] } {
+  if (mountKeeper !== undefined && mode !== 'node') throw new ConfigError(`--mount-keeper works with --mode node only (got --mode ${mode}); without it the node plugin mounts sshfs volumes itself`);
+  if (mountKeeper !== undefined) unixSocketPath(mountKeeper, '--mount-keeper');
+  if (roots !== undefined && mode !== 'keeper') throw new ConfigError(`--keeper-allowed-root works with --mode keeper only (got --mode ${mode})`);
+  for (const root of roots ?? []) {
+    if (!root.startsWith('/') || root.replace(/\/+$/, '') === '') throw new ConfigError(`--keeper-allowed-root must be an absolute directory other than /, got "${root}"`);
+  }
+  return { mountKeeper, keeperAllowedRoots: roots?.length ? roots.map((r) => r.replace(/(.)\/+$/, '$1')) : [DEFAULT_KEEPER_ROOT] };
+}
+
+/**
+ * The backends and their private keys from the config file, read and checked again (the mount keeper
+ * does this at every Mount, so that a changed Secret applies): a problem is a ConfigError naming the field.
+ */
+export async function readBackendConfig(configPath: string): Promise<{ backends: BackendConfig[]; privateKeys: Map<string, Buffer> }> {
+  const file = await readConfigFile(configPath);
+  return { backends: file.backends, privateKeys: await readPrivateKeys(file.backends, configPath) };
 }
 
 /** Reads and parses every sshfs backend's private key: a missing, unreadable or malformed one stops the start, naming the field. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { pino, type Logger } from 'pino';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import path from 'node:path';
+import { ConfigError, loadConfig, readBackendConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
 import { NfsBackend } from './backends/nfs.js';
 import { controllerService } from './controller/service.js';
@@ -15,10 +16,14 @@ import { buildRequestLimits } from './grpc/limits.js';
 import type { ServiceSet } from './grpc/rpc.js';
 import { serve } from './grpc/server.js';
 import { identityService, VERSION } from './identity.js';
+import { KeeperClient, KeeperMounter } from './keeper/client.js';
+import { serveKeeper } from './keeper/server.js';
+import { KeeperService } from './keeper/service.js';
 import { readMountTable } from './mounts/mount-table.js';
 import { Mounter } from './mounts/mounter.js';
 import { ClaimKeeper } from './node/claim-keeper.js';
 import { LeaseKeeper } from './node/leases.js';
+import { MountRecovery } from './node/recovery.js';
 import { nodeService } from './node/service.js';
 import { monotonicMs } from './util/time.js';
 import { LeaseWatch } from './volumes/lease.js';
@@ -31,10 +36,16 @@ const COLLECT_FIRST_MS = 5 * 60_000;
 const COLLECT_EVERY_MS = 3_600_000;
 /** How often a node tries again to release a claim whose backend did not answer at NodeUnstage. */
 const CLAIM_RETRY_MS = 10_000;
+/** How often a node looks for staged FUSE mounts whose daemon died; and while one waits (for the keeper, say). */
+const RECOVERY_EVERY_MS = 10_000;
+const RECOVERY_RETRY_MS = 1_000;
+/** How often the mount keeper removes the key copies of mounts that are gone. */
+const KEEPER_SWEEP_MS = 60_000;
 
 async function main(): Promise<void> {
   const config = await loadConfig(process.argv.slice(2));
   const log = pino({ level: config.logLevel, base: { driver: config.driverName, node: config.nodeId || undefined } });
+  if (config.mode === 'keeper') return runKeeper(config, log.child({ component: 'mount-keeper' }));
   const backends = new Backends(
     await Promise.all(
       config.backends.map(async (b) => (b.type === 'nfs' ? new NfsBackend(b, config.runtimeDir, log) : new SshfsBackend(b, config.privateKeys.get(b.name)!, log))),
@@ -55,16 +66,21 @@ async function main(): Promise<void> {
   const locks = new KeyedLocks();
   let claims: ClaimKeeper | undefined;
   let leases: LeaseKeeper | undefined;
+  let recovery: MountRecovery | undefined;
+  const keeper = config.mountKeeper ? new KeeperClient(config.mountKeeper) : undefined;
   if (config.mode !== 'controller') {
-    const mounter = new Mounter(config.runtimeDir, log);
+    // With a mount keeper, sshfs mounts are made and held by it and outlive this process's container.
+    const mounter = keeper ? new KeeperMounter(config.runtimeDir, log, keeper) : new Mounter(config.runtimeDir, log);
     const { nodeId, runtimeDir } = config;
     leases = new LeaseKeeper({ backends, mounter, nodeId, terms: config.lease, runtimeDir, metrics, log });
     claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, leases, log });
+    recovery = new MountRecovery({ backends, mounter, locks, leases, runtimeDir, metrics, log, intervalMs: RECOVERY_EVERY_MS, retryMs: RECOVERY_RETRY_MS });
     const leaseContext = { watch, termMs: config.lease.termMs };
-    services.Node = nodeService({ backends, mounter, claims, leases, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
-    await leases.resume();
+    services.Node = nodeService({ backends, mounter, claims, leases, recovery, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
+    await leases.resume(); // first: a volume whose lease lapsed while this plugin was down is fenced, never recovered
     claims.reconcile(await readMountTable());
     await claims.resumeReleases();
+    recovery.start();
   }
   const root = loadCsiRoot();
   const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
@@ -73,7 +89,7 @@ async function main(): Promise<void> {
   // Last, once the CSI socket answers: the kubelet calls NodeGetInfo as soon as it has registered the driver.
   const kubelet = config.kubeletRegistration ? await serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
   log.info(
-    { version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url, health: healthServer?.url, registration: kubelet?.socketPath },
+    { version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url, health: healthServer?.url, registration: kubelet?.socketPath, mountKeeper: config.mountKeeper },
     'tether is serving',
   );
   if (config.mode !== 'controller') void register().catch(() => undefined);
@@ -85,9 +101,34 @@ async function main(): Promise<void> {
     healthServer?.server.close();
     claims?.close();
     leases?.close();
+    recovery?.close();
+    keeper?.close();
     metricsServer?.server.close();
     void backends.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+/**
+ * `--mode keeper`: the mount keeper. It holds the node's sshfs mounts (their daemons are its children)
+ * so that they outlive the node plugin; it reads the config file again at every Mount. Nothing else:
+ * no CSI, no backend sessions, no metrics — it is meant to be updated rarely.
+ */
+async function runKeeper(config: Config, log: Logger): Promise<void> {
+  const mounter = new Mounter(path.join(config.runtimeDir, 'keeper'), log);
+  const service = new KeeperService({ mounter, allowedRoots: config.keeperAllowedRoots, readConfig: () => readBackendConfig(config.configPath), version: VERSION, log });
+  await service.sweep(log);
+  const server = await serveKeeper(config.socketPath, service, log);
+  const sweeper = setInterval(() => void service.sweep(log).catch((err: Error) => log.warn({ err: err.message }, 'could not sweep key copies')), KEEPER_SWEEP_MS);
+  sweeper.unref();
+  log.info({ version: VERSION, endpoint: config.endpoint, allowedRoots: config.keeperAllowedRoots, runtimeDir: mounter.runtimeDir }, 'the mount keeper is serving');
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'mount keeper shutting down; its mounts stay, but their daemons end with its container');
+    clearInterval(sweeper);
+    server.tryShutdown(() => process.exit(0));
+    setTimeout(() => process.exit(0), 3000).unref();
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);

@@ -85,6 +85,7 @@ export class SshfsBackend implements Backend {
       cutoff: 'abort-fuse',
       server: { host, port },
       readAheadKb: READ_AHEAD_KB,
+      daemon: true,
     };
   }
 }

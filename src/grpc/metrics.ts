@@ -49,6 +49,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly recoveries = new Counter({
+    name: 'tether_mount_recoveries_total',
+    help: 'Staged FUSE (sshfs) volumes whose daemon had died, mounted again with their targets bound again (outcome recovered) or not (failed, tried again), by backend',
+    labelNames: ['backend', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tether_' });
   }

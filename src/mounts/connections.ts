@@ -24,7 +24,11 @@ export interface TcpSocket {
  * it starts — which is no child of the daemon sshfs becomes), and all their descendants.
  */
 export async function mountProcesses(dir: string): Promise<number[]> {
-  const procs = await listProcesses();
+  return processesOf(await listProcesses(), dir);
+}
+
+/** mountProcesses, on a list of processes read once. */
+export function processesOf(procs: readonly ProcessInfo[], dir: string): number[] {
   const roots = procs.filter((p) => p.pid !== process.pid && p.argv.some((a) => a.includes(`${dir}/`))).map((p) => p.pid);
   const found = new Set(roots);
   for (let grew = true; grew; ) {
@@ -85,20 +89,23 @@ function parseEndpoint(hex: string): Endpoint | undefined {
 /** `ss` filter words for an endpoint (`10.0.0.1:22`, `[fd00::1]:22`). */
 export const ssEndpoint = (e: Endpoint) => (isIP(e.address) === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`);
 
-interface ProcessInfo {
+export interface ProcessInfo {
   pid: number;
   ppid: number;
+  /** The state letter of /proc/<pid>/stat: R, S, D, T, Z (zombie), … */
+  state: string;
   argv: string[];
 }
 
-async function listProcesses(): Promise<ProcessInfo[]> {
+/** Every process this PID namespace's /proc shows, with its parent, state and command line. */
+export async function listProcesses(): Promise<ProcessInfo[]> {
   const pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
   const infos = await Promise.all(
     pids.map(async (pid) => {
       const [stat, cmdline] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''), readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')]);
       // stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses: read after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      return stat ? [{ pid, ppid, argv: cmdline.split('\0').filter((a, i, all) => a !== '' || i < all.length - 1) }] : [];
+      const [state = '', ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return stat ? [{ pid, ppid: Number(ppid), state, argv: cmdline.split('\0').filter((a, i, all) => a !== '' || i < all.length - 1) }] : [];
     }),
   );
   return infos.flat();

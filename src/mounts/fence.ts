@@ -4,12 +4,11 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
-import { mountProcesses, socketsOf, ssEndpoint, tcpSockets, type Endpoint } from './connections.js';
+import { ssEndpoint, tcpSockets, type Endpoint } from './connections.js';
+import { resetConnections } from './daemon.js';
 import type { MountEntry } from './mount-table.js';
 import type { Mounter } from './mounter.js';
 import type { MountSpec } from './spec.js';
-
-const SS_TIMEOUT_MS = 5_000;
 
 /** What a fence did, for the log. */
 export interface FenceReport {
@@ -22,29 +21,27 @@ export interface FenceReport {
  * fails with an I/O error. The mount itself stays (the workload sees the error, not an empty
  * directory); NodeUnstage removes it.
  *
- * sshfs (`abort-fuse`): abort the FUSE connection (queued requests are dropped, new ones fail),
- * freeze the sshfs process and its ssh, reset their TCP connections (`ss -K`: the send queue is
+ * sshfs (`abort-fuse`): freeze the sshfs process and its ssh, abort the FUSE connection (queued
+ * requests are dropped, new ones fail), reset their TCP connections (`ss -K`: the send queue is
  * discarded, never retransmitted), kill them; then reset the connections to the same server that
  * no process owns any more (an ssh that gave up earlier leaves its unsent data to the kernel, which
  * would deliver it when the link comes back).
  */
-export async function fenceMount(mounter: Mounter, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
+export async function fenceMount(mounter: Pick<Mounter, 'fenceDaemon'>, entry: MountEntry, spec: Pick<MountSpec, 'cutoff' | 'server'>): Promise<FenceReport> {
   if (spec.cutoff !== 'abort-fuse') return fenceNfs(entry, spec);
   const steps: string[] = [];
-  await mounter.abortFuse(entry); // first: from here on nothing new is handed to sshfs
-  steps.push('FUSE connection aborted');
-  const pids = await mountProcesses(mounter.secretDir(entry.target));
-  for (const pid of pids) signal(pid, 'SIGSTOP');
-  const sockets = await socketsOf(pids);
-  const failures = new Set<string>();
-  for (const s of sockets) await resetConnections(['src', ssEndpoint(s.local), 'dst', ssEndpoint(s.remote)], failures);
-  for (const pid of pids) signal(pid, 'SIGKILL');
-  steps.push(`${pids.length} processes killed, ${sockets.length} connections reset`);
-  const servers = new Map(sockets.map((s) => [ssEndpoint(s.remote), s.remote]));
+  // By whoever runs the daemon: this process, or the mount keeper (its processes may be in a PID
+  // namespace this one cannot see). Frozen before the abort: an aborted sshfs exits at once.
+  const stopped = await mounter.fenceDaemon(entry);
+  const by = stopped.by ? ` (${stopped.by})` : '';
+  steps.push(`${stopped.processes} processes frozen, FUSE connection aborted${by}`);
+  steps.push(`${stopped.connections} connections reset, ${stopped.processes} processes killed`);
+  const failures = new Set(stopped.problems);
+  const servers = new Map(stopped.servers.map((e) => [ssEndpoint(e), e]));
   for (const e of await serverEndpoints(spec.server)) servers.set(ssEndpoint(e), e);
   for (const e of servers.values()) await resetConnections(['state', 'fin-wait-1', 'state', 'closing', 'state', 'last-ack', 'dst', ssEndpoint(e)], failures);
   steps.push(`orphaned connections to ${[...servers.keys()].join(', ') || 'the server'} reset`);
-  if (failures.size) steps.push(`ss failed, queued bytes may still be delivered: ${[...failures].join('; ')}`);
+  if (failures.size) steps.push(`weaker than asked, queued bytes may still be delivered: ${[...failures].join('; ')}`);
   return { steps };
 }
 
@@ -79,23 +76,10 @@ async function countConnections(servers: Endpoint[]): Promise<number> {
   return sockets.filter((s) => servers.some((e) => e.address === s.remote.address && e.port === s.remote.port)).length;
 }
 
-/** `ss -K` (SOCK_DESTROY): the kernel drops the sockets' queues and sends a reset. A failure of ss itself is noted in `failures`. */
-async function resetConnections(filter: string[], failures: Set<string>): Promise<void> {
-  await run('ss', ['-K', '-t', '-n', '-H', ...filter], { timeoutMs: SS_TIMEOUT_MS }).catch((err: Error) => failures.add(err.message));
-}
-
 /** The server's addresses: the host itself if it is an address, else what it resolves to (bounded in time). */
 async function serverEndpoints(server: { host: string; port: number } | undefined): Promise<Endpoint[]> {
   if (!server) return [];
   if (isIP(server.host)) return [{ address: server.host, port: server.port }];
   const found = await withTimeout(lookup(server.host, { all: true }), 2_000, `resolving ${server.host}`).catch(() => []);
   return found.map((a) => ({ address: a.address, port: server.port }));
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone already
-  }
 }

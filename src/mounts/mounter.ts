@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { alreadyExists, cancelled, CsiError, notFound, unavailable, internal } from '../csi/errors.js';
 import { CommandError, run } from '../util/exec.js';
+import { listProcesses } from './connections.js';
+import { daemonsOf, stopMountProcesses, type DaemonStop } from './daemon.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
 import { probeMount } from './probe.js';
 import type { Cutoff, MountSpec } from './spec.js';
@@ -23,7 +25,8 @@ export class Mounter {
   private readonly atTarget = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly runtimeDir: string,
+    /** Where the private directories of mounts live (`mounts/`): a tmpfs. */
+    readonly runtimeDir: string,
     private readonly log: Logger,
     /** A mount that has not finished by then is stopped: its server does not answer (UNAVAILABLE). */
     private readonly mountTimeoutMs = MOUNT_TIMEOUT_MS,
@@ -40,11 +43,19 @@ export class Mounter {
    * its own volume's lock) must not share, overwrite or remove each other's secret files.
    */
   mount(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
-    return this.oneAtATime(target, async () => {
-      const there = mountAt(await readMountTable(signal), target);
-      if (there) throw alreadyExists(`${target} already holds a mount (${there.source}): another volume was staged there meanwhile`);
-      await this.mountHere(spec, target, signal);
-    });
+    return this.oneAtATime(target, () => this.mountUnlocked(spec, target, signal));
+  }
+
+  /** mount(), for a caller that runs inside exclusive(target) already. */
+  async mountUnlocked(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
+    const there = mountAt(await readMountTable(signal), target);
+    if (there) throw alreadyExists(`${target} already holds a mount (${there.source}): another volume was staged there meanwhile`);
+    await this.mountHere(spec, target, signal);
+  }
+
+  /** Runs `work` as the only mount or secret removal at `target` (see mount()): for a caller that looks before it mounts. */
+  exclusive<T>(target: string, work: () => Promise<T>): Promise<T> {
+    return this.oneAtATime(target, work);
   }
 
   private async mountHere(spec: MountSpec, target: string, signal: AbortSignal): Promise<void> {
@@ -139,6 +150,26 @@ export class Mounter {
     await writeFile(path.join(FUSE_CONNECTIONS, minor, 'abort'), '1').catch((err: Error) =>
       this.log.warn({ target: entry.target, err: err.message }, 'could not abort the FUSE connection'),
     );
+  }
+
+  /**
+   * Cuts the FUSE mount at `entry.target` off for good — the mount half of a fence (see fence.ts):
+   * its processes (found by the mount's private directory in their command lines) frozen, its FUSE
+   * connection aborted, their TCP connections reset, the processes killed.
+   */
+  async fenceDaemon(entry: MountEntry): Promise<DaemonStop & { by?: string }> {
+    return stopMountProcesses(this.secretDir(entry.target), () => this.abortFuse(entry));
+  }
+
+  /** Whether the daemon (sshfs) of the FUSE mount at each target is alive; from one read of /proc. */
+  async daemonsAlive(targets: readonly string[]): Promise<Map<string, boolean | undefined>> {
+    const pids = daemonsOf(await listProcesses(), targets.map((target) => ({ target, dir: this.secretDir(target) })));
+    return new Map(targets.map((t) => [t, (pids.get(t) ?? 0) > 0]));
+  }
+
+  /** Why this mounter cannot make FUSE mounts now (its mount keeper does not answer), or undefined. */
+  async unavailable(_signal?: AbortSignal): Promise<string | undefined> {
+    return undefined;
   }
 
   /** Removes the secret files of the mount that was at `target` — unless a mount is there again (another volume's, staged meanwhile: they are its). */

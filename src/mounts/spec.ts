@@ -9,6 +9,19 @@
  */
 export type Cutoff = 'abort-fuse' | 'force-if-unresponsive';
 
+/**
+ * What a FUSE mount of a volume is made from, besides the backend's config: all a mount keeper is
+ * told (it builds the spec itself from its own copy of the config, never from a spec it is sent).
+ */
+export interface MountOrder {
+  volumeId: string;
+  /** Mount flags from the volume capability (on the backend's allowlist). */
+  flags: readonly string[];
+  readonly: boolean;
+  /** The pod's fsGroup (VOLUME_MOUNT_GROUP), if the CO sent one. */
+  group?: number;
+}
+
 /** How to mount one volume directory on this machine: what a backend hands to the mounter. */
 export interface MountSpec {
   /** The filesystem types findmnt may show for the mount (`fuse.sshfs`; `nfs4` or `nfs`). */
@@ -31,4 +44,12 @@ export interface MountSpec {
   server?: { host: string; port: number };
   /** Read-ahead to set on the mount's backing device (FUSE defaults to 128 KiB), if any. */
   readAheadKb?: number;
+  /**
+   * A process (sshfs) serves the mount, and the mount dies with it — with the container that started
+   * it, say. A node plugin with a mount keeper has the keeper make such mounts (kernel mounts — NFS,
+   * binds — it makes itself: they outlive it anyway).
+   */
+  daemon?: boolean;
+  /** What the node made the spec from (NodeStage's volume and capability): what it tells a mount keeper. */
+  order?: MountOrder;
 }

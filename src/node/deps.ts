@@ -4,6 +4,7 @@ import type { Metrics } from '../grpc/metrics.js';
 import type { ClaimKeeper } from './claim-keeper.js';
 import type { LeaseContext } from './claims.js';
 import type { LeaseKeeper } from './leases.js';
+import type { MountRecovery } from './recovery.js';
 
 /** What every node RPC works with. */
 export interface NodeDeps {
@@ -15,6 +16,8 @@ export interface NodeDeps {
   claims: ClaimKeeper;
   /** Renews this node's leases, and fences a volume whose lease it cannot renew. */
   leases: LeaseKeeper;
+  /** Notes what the node staged and published over FUSE, and mounts it again when its daemon dies. */
+  recovery: MountRecovery;
   /** This process's watch over other nodes' leases, and the term of the leases it takes. */
   leaseContext: LeaseContext;
   metrics: Metrics;

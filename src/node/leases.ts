@@ -52,6 +52,8 @@ const TICK_MS = 200;
  */
 export class LeaseKeeper {
   private readonly held = new Map<string, Held>();
+  /** Volumes being fenced now or fenced since this process started (their note on disk comes at the end of the fence). */
+  private readonly fencing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
@@ -90,7 +92,26 @@ export class LeaseKeeper {
 
   /** The volume was staged again: its fence is history. */
   clearFence(volumeId: string): Promise<void> {
+    this.fencing.delete(volumeId);
     return rm(this.noteOf('fenced', volumeId), { force: true });
+  }
+
+  /** True if the volume is fenced on this node, or being fenced now: nothing may mount it again but a new NodeStage. */
+  async isFenced(volumeId: string): Promise<boolean> {
+    return this.fencing.has(volumeId) || (await this.fenceOf(volumeId)) !== undefined;
+  }
+
+  /**
+   * Fences this node's mounts of the volume at `stagings` once more: a mount made again (recovery of
+   * a dead FUSE daemon) while the volume was being fenced must not stay usable.
+   */
+  async fenceAgain(volumeId: string, stagings: readonly string[]): Promise<string[]> {
+    const spec = volumeSpec(this.options.backends, volumeId);
+    const mounts = (await readMountTable()).filter((m) => stagings.includes(m.target) && sourceMatches(m, spec.source));
+    const steps: string[] = [];
+    for (const entry of mounts) steps.push(...(await fenceMount(this.options.mounter, entry, spec).catch((err: Error) => ({ steps: [`fence of ${entry.target} failed: ${err.message}`] }))).steps);
+    this.options.log.error({ event: 'fence', volume: volumeId, reason: 'a mount made again while the volume was fenced', steps }, 'fenced a mount of a fenced volume that was made again meanwhile');
+    return steps;
   }
 
   /** At start: leases a previous process held. Still staged: renewed on, or fenced at once if too old. Not staged: forgotten. */
@@ -158,6 +179,7 @@ export class LeaseKeeper {
     await rm(this.noteOf('leases', volumeId), { force: true });
     const { log, metrics } = this.options;
     if (!held.fences) return log.warn({ volume: volumeId, reason }, 'lease lost; the volume is read-only here, nothing to fence');
+    this.fencing.add(volumeId); // before the mount table is read: a mount made again after that sees it (see isFenced)
     const started = this.now();
     const spec = volumeSpec(this.options.backends, volumeId);
     const steps: string[] = [];

@@ -22,7 +22,7 @@ type PublishRequest = RequestOfRpc<NodeRpcs['NodePublishVolume']>;
  * asked; a second target only where the access mode allows one (see decideNodePublish).
  */
 export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
-  const { mounter } = deps;
+  const { mounter, recovery } = deps;
   return {
     validate(req) {
       requireFields(req, 'volume_id', 'staging_target_path', 'target_path');
@@ -37,7 +37,10 @@ export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
       const current = mountAt(table, target);
       if (current) {
         // Already published here as asked. (Device and source: all NFS mounts of one server share a device.)
-        if (current.device === staged.device && sourceMatches(current, staged.source) && isReadOnly(current) === readonly) return {};
+        if (current.device === staged.device && sourceMatches(current, staged.source) && isReadOnly(current) === readonly) {
+          await recovery.published(staged.target, target, readonly);
+          return {};
+        }
         await replaceBrokenTarget(mounter, current, staged, target, signal, log);
         table = await readMountTable(signal);
       }
@@ -49,6 +52,7 @@ export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
         await rmdir(target).catch(() => undefined);
         throw err;
       }
+      await recovery.published(staged.target, target, readonly);
       return {};
     },
   };
@@ -59,7 +63,7 @@ export function publishVolume(deps: NodeDeps): NodeRpcs['NodePublishVolume'] {
  * not this volume's), then removes the empty directory. When a claimed volume's last target goes,
  * the node lets go of it after a grace (see ClaimKeeper).
  */
-export function unpublishVolume({ backends, mounter, claims }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
+export function unpublishVolume({ backends, mounter, claims, recovery }: NodeDeps): NodeRpcs['NodeUnpublishVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'target_path'),
     lockKey: (req) => req.volume_id,
@@ -76,6 +80,7 @@ export function unpublishVolume({ backends, mounter, claims }: NodeDeps): NodeRp
         }
         for (const staged of table.filter((m) => m.source === source)) if (!bindsOf(table, staged).length) claims.releaseWhenIdle(req.volume_id, staged.target);
       }
+      await recovery.unpublished(req.volume_id, target);
       await withTimeout(rmdir(target), LOCAL_FS_TIMEOUT_MS, `rmdir ${target}`).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') log.warn({ target, err: err.message }, 'target path left in place: it is not an empty directory');
       });
@@ -92,7 +97,7 @@ export function unpublishVolume({ backends, mounter, claims }: NodeDeps): NodeRp
  * volume is not: only a new NodeStage may take its lease again.
  */
 async function answeringStagedMount(deps: NodeDeps, req: PublishRequest, signal: AbortSignal, log: Logger) {
-  const { backends, mounter, claims, leases } = deps;
+  const { backends, mounter, claims, leases, recovery } = deps;
   const fence = await leases.fenceOf(req.volume_id);
   if (fence) throw precondition(`volume ${req.volume_id} was fenced on this node at ${fence.at}: ${fence.reason}; it must be unstaged and staged again (restart the pod) before it can be published here`);
   const staging = await resolvePath(req.staging_target_path);
@@ -109,6 +114,8 @@ async function answeringStagedMount(deps: NodeDeps, req: PublishRequest, signal:
   const health = await probeMount(staged.entry.target, PROBE_TIMEOUT_MS, signal);
   if (health.ok) return staged;
   if (health.kind !== 'gone') throw notAnswering(staged.entry.target, health.reason);
+  // Its FUSE daemon is gone: mounted again as it was staged, with every target bound from it (see MountRecovery).
+  if (await recovery.recoverStaged(req.volume_id, staged.entry.target, signal, log)) return stagedMount();
   await stageAt(mounter, stagingSpec(backends, req), staged.entry.target, signal, log);
   return stagedMount();
 }

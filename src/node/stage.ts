@@ -16,7 +16,7 @@ import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';
 import { claimForStage, releaseClaim } from './claims.js';
-import { foreignMount, mountedHere, LOCAL_FS_TIMEOUT_MS, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
+import { foreignMount, mountedHere, LOCAL_FS_TIMEOUT_MS, orderedSpec, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';
 
 type StageRequest = RequestOfRpc<NodeRpcs['NodeStageVolume']>;
 
@@ -49,7 +49,7 @@ export function stageVolume(deps: NodeDeps): NodeRpcs['NodeStageVolume'] {
  * never anything but this volume's own mount — cutting it off its server the way the volume's
  * backend says if umount alone does not finish; removes the key copy and this node's claim.
  */
-export function unstageVolume({ backends, mounter, nodeId, claims, leases }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
+export function unstageVolume({ backends, mounter, nodeId, claims, leases, recovery }: NodeDeps): NodeRpcs['NodeUnstageVolume'] {
   return {
     validate: (req) => requireFields(req, 'volume_id', 'staging_target_path'),
     lockKey: (req) => req.volume_id,
@@ -66,6 +66,7 @@ export function unstageVolume({ backends, mounter, nodeId, claims, leases }: Nod
       }
       await mounter.removeSecrets(staging);
       await claims.forget(staging);
+      await recovery.unstaged(staging);
       if (mountedHere(entry ? await readMountTable(signal) : table, spec.source)) {
         log.info({ staging }, 'the volume is still mounted elsewhere on this node (another staging path): its claim stays');
         return {};
@@ -108,16 +109,15 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
     }
     throw err;
   }
+  await deps.recovery.staged(staging, spec);
   await leases.clearFence(req.volume_id);
 }
 
 /** How to mount a volume at its staging path, for the capability the CO asks with (checked against the allowlist). */
 export function stagingSpec(backends: Backends, req: Pick<StageRequest, 'volume_id' | 'volume_capability'>): MountSpec {
-  const { ref, store } = backends.locateVolume(req.volume_id);
   const mode = requireCapability(req.volume_capability, 'volume_capability');
   const flags = req.volume_capability?.mount?.mount_flags ?? [];
-  store.backend.checkMountOptions(flags);
-  return store.backend.mountSpec(ref.dir, { flags, readonly: isReadOnlyMode(mode), group: mountGroup(req.volume_capability) });
+  return orderedSpec(backends, { volumeId: req.volume_id, flags, readonly: isReadOnlyMode(mode), group: mountGroup(req.volume_capability) });
 }
 
 /**

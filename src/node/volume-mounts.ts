@@ -1,7 +1,7 @@
 import { notFound, precondition } from '../csi/errors.js';
 import { mountAt, readMountTable, sourceMatches, type MountEntry } from '../mounts/mount-table.js';
 import { resolvePath } from '../mounts/paths.js';
-import type { MountSpec } from '../mounts/spec.js';
+import type { MountOrder, MountSpec } from '../mounts/spec.js';
 import type { Backends } from '../volumes/registry.js';
 
 /** How long a probe of a mount (statfs in a child process) may take before it counts as not answering. */
@@ -13,6 +13,16 @@ export const LOCAL_FS_TIMEOUT_MS = 5_000;
 export function volumeSpec(backends: Backends, id: string): MountSpec {
   const { ref, store } = backends.locateVolume(id);
   return store.backend.mountSpec(ref.dir, { flags: [], readonly: false });
+}
+
+/**
+ * How to mount a volume with the options a CO chose (checked against the backend's allowlist), noting
+ * what it was made from: a mount keeper is told that, never the spec.
+ */
+export function orderedSpec(backends: Backends, order: MountOrder): MountSpec {
+  const { ref, store } = backends.locateVolume(order.volumeId);
+  store.backend.checkMountOptions(order.flags);
+  return { ...store.backend.mountSpec(ref.dir, { flags: order.flags, readonly: order.readonly, group: order.group }), order };
 }
 
 /** True if tether could have made this volume ID (it names a configured backend and a valid directory). */

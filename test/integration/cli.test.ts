@@ -80,7 +80,7 @@ describe('tether-csi command line: exit 2 and one line naming the problem', () =
   }, 30_000);
 
   it('--mode bogus', async () => {
-    await expectConfigError(args({ mode: 'bogus' }), /--mode must be all, controller or node, got "bogus"/);
+    await expectConfigError(args({ mode: 'bogus' }), /--mode must be all, controller, node or keeper, got "bogus"/);
   }, 30_000);
 
   it('an unknown flag', async () => {
@@ -112,6 +112,43 @@ describe('tether-csi command line: exit 2 and one line naming the problem', () =
     await writeFile(notYaml, 'backends: [\n  - name: box\n');
     await expectConfigError(args({ config: notYaml }), /not-yaml\.yaml: not valid YAML/);
   }, 60_000);
+
+  it('the mount keeper\'s flags: --mount-keeper only for --mode node and only unix:///absolute; --keeper-allowed-root only for --mode keeper, absolute and not /', async () => {
+    await expectConfigError(args({ 'mount-keeper': 'unix:///run/keeper.sock' }), /--mount-keeper works with --mode node only \(got --mode all\)/);
+    await expectConfigError(args({ mode: 'node', 'mount-keeper': 'unix://relative.sock' }), /--mount-keeper must be unix:\/\/\/absolute\/path\.sock/);
+    await expectConfigError(args({ mode: 'node', 'keeper-allowed-root': '/var/lib/kubelet' }), /--keeper-allowed-root works with --mode keeper only/);
+    await expectConfigError(args({ mode: 'keeper', 'keeper-allowed-root': '/' }), /--keeper-allowed-root must be an absolute directory other than \//);
+    await expectConfigError(args({ mode: 'keeper', 'keeper-allowed-root': 'var/lib/kubelet' }), /--keeper-allowed-root must be an absolute directory other than \//);
+    // The keeper reads (and checks) the same config file as the node plugin, keys and all.
+    const noKey = await configFile('keeper-no-key.yaml', { backends: [backend({ privateKeyFile: join(dir, 'no-such-key') })] });
+    await expectConfigError(args({ mode: 'keeper', config: noKey }), /backends\.0\.privateKeyFile: cannot read .*no-such-key: ENOENT/);
+  }, 60_000);
+
+  it('a valid keeper command line (no --node-id) starts serving on a 0600 socket in a 0700 directory, and exits 0 on SIGTERM', async () => {
+    const keeperSocket = join(dir, 'keeper-dir', 'keeper.sock');
+    const argv = args({ mode: 'keeper', endpoint: `unix://${keeperSocket}`, 'node-id': undefined, 'keeper-allowed-root': dir, 'log-level': 'info' });
+    const child = execa('node', [DRIVER_MAIN, ...argv], { reject: false, stdin: 'ignore', buffer: false, env: { NODE_OPTIONS: '' } });
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    try {
+      const deadline = Date.now() + RUN_TIMEOUT_MS;
+      while (!stdout.includes('the mount keeper is serving')) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`keeper did not start: ${stdout}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const { stat } = await import('node:fs/promises');
+      expect((await stat(keeperSocket)).mode & 0o777).toBe(0o600);
+      expect((await stat(join(dir, 'keeper-dir'))).mode & 0o777).toBe(0o700);
+      // A second keeper on the same socket does not take it over.
+      const second = await run(argv);
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr).toMatch(/another mount keeper serves at .*keeper\.sock already/);
+    } finally {
+      child.kill('SIGTERM');
+      const done = await child;
+      expect(done.exitCode).toBe(0);
+    }
+  }, 30_000);
 
   it('keys that cannot be used stop the start (not every CreateVolume later): malformed, encrypted, public for private, a host key that does not parse', async () => {
     const garbage = join(dir, 'garbage-key');

@@ -145,7 +145,7 @@ describe('what the rendered objects must get right', () => {
   test.each(VALUES_FILES)('the driver and every sidecar share one socket, and kubelet is told its host path (%s)', (file) => {
     const objects = rendered.get(file)!;
     const kubeletDir = file === 'kubelet-dir.yaml' ? '/var/lib/k0s/kubelet' : '/var/lib/kubelet';
-    for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet')]) {
+    for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet', '-node')]) {
       const tether = container(workload, 'tether');
       expect(tether.args).toContain('--endpoint=unix:///csi/csi.sock');
       for (const c of containers(workload).filter((c) => c.name !== 'tether' && c.name !== 'mount-keeper')) {
@@ -154,7 +154,7 @@ describe('what the rendered objects must get right', () => {
       }
       expect(tether.volumeMounts).toContainEqual({ name: 'socket-dir', mountPath: '/csi' });
     }
-    const node = one(objects, 'DaemonSet');
+    const node = one(objects, 'DaemonSet', '-node');
     const volumes = Object.fromEntries(podSpec(node).volumes.map((v: any) => [v.name, v]));
     expect(volumes['socket-dir'].hostPath.path).toBe(`${kubeletDir}/plugins/tether.csi.dev`);
     expect(volumes['registration-dir'].hostPath).toEqual({ path: `${kubeletDir}/plugins_registry`, type: 'Directory' });
@@ -175,7 +175,7 @@ describe('what the rendered objects must get right', () => {
     expect(container(controller, 'tether').args).toContain('--mode=controller');
     expect(controller.spec.replicas).toBe(2);
     for (const c of containers(controller).filter((c) => c.name.startsWith('csi-'))) expect(c.args).toContain('--leader-election');
-    const node = one(objects, 'DaemonSet');
+    const node = one(objects, 'DaemonSet', '-node');
     expect(containers(node).map((c) => c.name)).toEqual(['tether']);
     expect(container(node, 'tether').args).toEqual(expect.arrayContaining(['--mode=node', '--node-id=$(NODE_NAME)']));
     const withoutSnapshots = rendered.get('snapshotter-off.yaml')!;
@@ -186,7 +186,7 @@ describe('what the rendered objects must get right', () => {
   test.each(SELF_SERVING)('by default tether registers the node plugin and serves /healthz itself: no registrar, no livenessprobe (%s)', (file) => {
     const objects = rendered.get(file)!;
     const kubeletDir = file === 'kubelet-dir.yaml' ? '/var/lib/k0s/kubelet' : '/var/lib/kubelet';
-    const node = one(objects, 'DaemonSet');
+    const node = one(objects, 'DaemonSet', '-node');
     const controller = one(objects, 'Deployment');
     const all = [...containers(node), ...containers(controller)].map((c) => c.name);
     expect(all).not.toContain('node-driver-registrar');
@@ -200,7 +200,7 @@ describe('what the rendered objects must get right', () => {
 
   test('with the sidecars enabled, they register and serve /healthz, and tether gets none of those flags', () => {
     const objects = rendered.get('sidecars.yaml')!;
-    const node = one(objects, 'DaemonSet');
+    const node = one(objects, 'DaemonSet', '-node');
     const controller = one(objects, 'Deployment');
     expect(containers(node).map((c) => c.name)).toEqual(['tether', 'node-driver-registrar', 'liveness-probe']);
     expect(containers(controller).map((c) => c.name)).toEqual(['tether', 'csi-provisioner', 'csi-attacher', 'csi-resizer', 'csi-snapshotter', 'liveness-probe']);
@@ -220,7 +220,7 @@ describe('what the rendered objects must get right', () => {
     ['livenessProbe', 'liveness-probe', ['tether', 'liveness-probe'], ['--kubelet-registration-dir=/registration', '--kubelet-registration-path=/var/lib/kubelet/plugins/tether.csi.dev/csi.sock']],
   ])('enabling %s alone renders its sidecar and takes only its flags from tether', async (value, name, nodeContainers, kept) => {
     const objects = await render('minimal.yaml', '--set', `sidecars.${value}.enabled=true`);
-    const node = one(objects, 'DaemonSet');
+    const node = one(objects, 'DaemonSet', '-node');
     expect(containers(node).map((c) => c.name)).toEqual(nodeContainers);
     const nodeFlags: string[] = container(node, 'tether').args;
     expect(nodeFlags.filter((a) => /^--(health-address|kubelet-registration)/.test(a))).toEqual(kept);
@@ -257,7 +257,7 @@ describe('what the rendered objects must get right', () => {
       await writeFile(path.join(dir, 'config.yaml'), one(objects, 'Secret').stringData['config.yaml']);
       await mkdir(path.join(dir, 'registration'));
       // The container's paths, moved into a scratch directory; $(NODE_NAME) as the kubelet expands it.
-      const args = (container(one(objects, kind), 'tether').args as string[]).map((a) =>
+      const args = (container(one(objects, kind, kind === 'DaemonSet' ? '-node' : undefined), 'tether').args as string[]).map((a) =>
         a.replace('=/etc/tether/', `=${dir}/`).replace('--kubelet-registration-dir=/registration', `--kubelet-registration-dir=${dir}/registration`).replace('$(NODE_NAME)', 'node-a'),
       );
       const config = await loadConfig(args);
@@ -269,7 +269,7 @@ describe('what the rendered objects must get right', () => {
   });
 
   test('the node pod is on the host network, so NFS and ssh connections outlive it; its health port is its own, not the controller\'s', () => {
-    const node = one(rendered.get('minimal.yaml')!, 'DaemonSet');
+    const node = one(rendered.get('minimal.yaml')!, 'DaemonSet', '-node');
     expect(podSpec(node)).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' });
     expect(container(node, 'tether').ports).toContainEqual({ name: 'healthz', containerPort: 29810 });
     const controller = one(rendered.get('minimal.yaml')!, 'Deployment');
@@ -283,8 +283,8 @@ describe('what the rendered objects must get right', () => {
     expect(privileged(one(rendered.get('minimal.yaml')!, 'Deployment'))).toEqual([]); // sshfs: SFTP only
     expect(privileged(one(rendered.get('two-backends.yaml')!, 'Deployment'))).toEqual(['tether']); // NFS: mounts the export
     expect(privileged(one(rendered.get('existing-secret.yaml')!, 'Deployment'))).toEqual(['tether']);
-    for (const file of VALUES_FILES) expect(privileged(one(rendered.get(file)!, 'DaemonSet'))).toEqual(['tether']);
-    const devFuse = podSpec(one(rendered.get('minimal.yaml')!, 'DaemonSet')).volumes.find((v: any) => v.name === 'dev-fuse');
+    for (const file of VALUES_FILES) expect(privileged(one(rendered.get(file)!, 'DaemonSet', '-node'))).toEqual(['tether']);
+    const devFuse = podSpec(one(rendered.get('minimal.yaml')!, 'DaemonSet', '-node')).volumes.find((v: any) => v.name === 'dev-fuse');
     expect(devFuse.hostPath).toEqual({ path: '/dev/fuse', type: 'CharDevice' });
   });
 
@@ -306,10 +306,10 @@ describe('what the rendered objects must get right', () => {
     for (const file of VALUES_FILES) {
       const objects = rendered.get(file)!;
       for (const map of byKind(objects, 'ConfigMap')) expect(JSON.stringify(map)).not.toMatch(/PRIVATE KEY|TESTKEYSECRETVALUE/);
-      for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet')]) {
+      for (const workload of [one(objects, 'Deployment'), ...byKind(objects, 'DaemonSet')]) {
         const secretName = file === 'existing-secret.yaml' ? 'my-tether-config' : 'tether-config';
         expect(podSpec(workload).volumes).toContainEqual({ name: 'config', secret: { secretName, defaultMode: 0o400 } });
-        expect(container(workload, 'tether').volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/tether', readOnly: true });
+        expect(containers(workload)[0].volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/tether', readOnly: true });
         expect(JSON.stringify(workload)).not.toContain('TESTKEYSECRETVALUE');
       }
     }
@@ -343,7 +343,7 @@ describe('what the rendered objects must get right', () => {
     const objects = rendered.get('two-backends.yaml')!;
     const nodeAccount = one(objects, 'ServiceAccount', 'tether-node');
     expect(nodeAccount.automountServiceAccountToken).toBe(false);
-    expect(podSpec(one(objects, 'DaemonSet')).automountServiceAccountToken).toBe(false);
+    expect(podSpec(one(objects, 'DaemonSet', '-node')).automountServiceAccountToken).toBe(false);
     const rules = one(objects, 'ClusterRole').rules as { resources: string[]; verbs: string[] }[];
     expect(rules.flatMap((r) => r.verbs)).not.toContain('*');
     expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
@@ -351,9 +351,57 @@ describe('what the rendered objects must get right', () => {
   });
 
   test('a second long-lived container (the planned mount keeper) slots into the node pod beside tether', () => {
-    const node = one(rendered.get('kubelet-dir.yaml')!, 'DaemonSet');
+    const node = one(rendered.get('kubelet-dir.yaml')!, 'DaemonSet', '-node');
     expect(containers(node).map((c) => c.name)).toEqual(['tether', 'mount-keeper']);
   });
+});
+
+describe('the mount keeper (mountKeeper.enabled, the default)', () => {
+  const keeperOf = (objects: K8sObject[]) => one(objects, 'DaemonSet', '-mount-keeper');
+
+  test.each(VALUES_FILES)('its own DaemonSet, updated only OnDelete, beside the node plugin, on the same socket directory (%s)', (file) => {
+    const objects = rendered.get(file)!;
+    const kubeletDir = file === 'kubelet-dir.yaml' ? '/var/lib/k0s/kubelet' : '/var/lib/kubelet';
+    const keeper = keeperOf(objects);
+    const node = one(objects, 'DaemonSet', '-node');
+    expect(keeper.spec.updateStrategy).toEqual({ type: 'OnDelete' });
+    expect(node.spec.updateStrategy).toEqual({ type: 'RollingUpdate' });
+    expect(containers(keeper).map((c) => c.name)).toEqual(['mount-keeper']);
+    const c = container(keeper, 'mount-keeper');
+    expect(c.args).toEqual(['--mode=keeper', '--endpoint=unix:///csi/keeper/keeper.sock', '--config=/etc/tether/config.yaml', '--driver-name=tether.csi.dev', '--log-level=info', `--keeper-allowed-root=${kubeletDir}`]);
+    expect(container(node, 'tether').args).toContain('--mount-keeper=unix:///csi/keeper/keeper.sock');
+    // Both pods see the driver's plugin directory at /csi: the keeper's socket is where the node plugin looks.
+    const volumesOf = (o: K8sObject) => Object.fromEntries(podSpec(o).volumes.map((v: any) => [v.name, v]));
+    expect(volumesOf(keeper)['socket-dir']).toEqual(volumesOf(node)['socket-dir']);
+    expect(c.volumeMounts).toContainEqual({ name: 'socket-dir', mountPath: '/csi' });
+    expect(c.volumeMounts).toContainEqual({ name: 'kubelet-dir', mountPath: kubeletDir, mountPropagation: 'Bidirectional' });
+    expect(c.volumeMounts).toContainEqual({ name: 'dev-fuse', mountPath: '/dev/fuse' });
+    expect(c.volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/tether', readOnly: true });
+    expect(volumesOf(keeper)['dev-fuse'].hostPath).toEqual({ path: '/dev/fuse', type: 'CharDevice' });
+    expect(volumesOf(keeper)['kubelet-dir'].hostPath).toEqual({ path: kubeletDir, type: 'Directory' });
+  });
+
+  test('privileged, on the host network, no API token, pause as PID 1 (it reaps sshfs), its own runtime tmpfs, no liveness probe', () => {
+    const keeper = keeperOf(rendered.get('minimal.yaml')!);
+    expect(podSpec(keeper)).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', shareProcessNamespace: true, automountServiceAccountToken: false, priorityClassName: 'system-node-critical' });
+    const c = container(keeper, 'mount-keeper');
+    expect(c.securityContext).toEqual({ privileged: true });
+    expect(c.livenessProbe).toBeUndefined(); // a restart would end every sshfs mount on the node
+    expect(podSpec(keeper).volumes).toContainEqual({ name: 'runtime-dir', emptyDir: { medium: 'Memory' } });
+    expect(c.volumeMounts).toContainEqual({ name: 'runtime-dir', mountPath: '/run/tether' });
+  });
+
+  test("the node plugin's state (leases, fences, what it staged) is on the host: it outlives a rolling update of the node pod, as the keeper's mounts do", () => {
+    const node = one(rendered.get('minimal.yaml')!, 'DaemonSet', '-node');
+    expect(podSpec(node).volumes).toContainEqual({ name: 'runtime-dir', hostPath: { path: '/run/tether/tether.csi.dev', type: 'DirectoryOrCreate' } });
+    expect(container(node, 'tether').volumeMounts).toContainEqual({ name: 'runtime-dir', mountPath: '/run/tether' });
+  });
+
+  test('mountKeeper.enabled=false: no keeper, and the node plugin mounts sshfs itself', async () => {
+    const objects = await render('minimal.yaml', '--set', 'mountKeeper.enabled=false');
+    expect(byKind(objects, 'DaemonSet').map((o) => o.metadata.name)).toEqual(['tether-node']);
+    expect(container(one(objects, 'DaemonSet', '-node'), 'tether').args.join(' ')).not.toContain('--mount-keeper');
+  }, 60_000);
 });
 
 describe('examples/: the user\'s first ten minutes', () => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import type { Container } from './container.js';
 import type { SshServer } from './sshd.js';
 
 /** dist/src/main.js, next to this compiled file's dist/test/support/. */
@@ -22,6 +23,10 @@ export interface DriverOptions {
   netns?: string;
   /** More command-line flags (e.g. --kubelet-registration-dir DIR, --health-address HOST:PORT). */
   extraArgs?: string[];
+  /** Run the driver inside this "container" (see container.ts): killing the container kills it and everything it started. */
+  container?: Container;
+  /** --mount-keeper: the mount keeper's endpoint (unix:///…). */
+  mountKeeper?: string;
 }
 
 export interface RunningDriver {
@@ -84,8 +89,10 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   if (options.mode !== 'controller') args.push('--node-id', options.nodeId ?? 'node-a');
   if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
   if (options.extraArgs) args.push(...options.extraArgs);
+  if (options.mountKeeper) args.push('--mount-keeper', options.mountKeeper);
   const command = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', ...args] : ['node', ...args];
-  const child = execa(command[0]!, command.slice(1), { reject: false, stdin: 'ignore', all: true, buffer: false });
+  const [program, argv] = options.container ? options.container.wrap(command[0]!, command.slice(1)) : [command[0]!, command.slice(1)];
+  const child = execa(program, argv, { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';
   child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   // Generous: under user-mode Linux a cold start reads node_modules through hostfs (5-20 s measured).

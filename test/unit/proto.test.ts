@@ -33,14 +33,25 @@ describe('proto/csi.proto', () => {
 });
 
 describe('the generated request and response types (npm run gen)', () => {
-  const gen = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.gen!;
+  const scripts = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const gen = scripts['gen:csi']!;
+  const genKeeper = scripts['gen:keeper']!;
 
   test('are generated with the options the server decodes requests with', () => {
     // A type generated with other options would lie: e.g. int64 as a number while the server hands a string.
     const flags: Record<string, string> = { keepCase: '--keepCase', longs: '--longs=String', enums: '--enums=String', defaults: '--defaults', oneofs: '--oneofs' };
     expect(Object.keys(LOADER_OPTIONS).sort()).toEqual(Object.keys(flags).sort());
     expect(LOADER_OPTIONS).toMatchObject({ keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-    for (const flag of Object.values(flags)) expect(gen.split(/\s+/)).toContain(flag);
+    for (const flag of Object.values(flags)) {
+      expect(gen.split(/\s+/)).toContain(flag);
+      expect(genKeeper.split(/\s+/)).toContain(flag);
+    }
+  });
+
+  test('npm run gen makes both: the CSI types and the mount keeper\'s', () => {
+    expect(scripts.gen).toBe('npm run -s gen:csi && npm run -s gen:keeper');
+    expect(genKeeper).toMatch(/^rm -rf src\/keeper\/generated && proto-loader-gen-types .*-I proto .*-O src\/keeper\/generated keeper\.proto$/);
+    expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/keeper\/generated\/$/m);
   });
 
   test('come from proto/csi.proto and proto/pluginregistration.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {

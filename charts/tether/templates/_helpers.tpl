@@ -89,6 +89,9 @@ registers itself with the kubelet through the plugins_registry directory, mounte
     - --log-level={{ .root.Values.logLevel }}
     {{- if eq .mode "node" }}
     - --node-id=$(NODE_NAME)
+    {{- if .root.Values.mountKeeper.enabled }}
+    - --mount-keeper=unix:///csi/keeper/keeper.sock
+    {{- end }}
     {{- end }}
     {{- if and .root.Values.metrics.enabled (eq .mode "controller") }}
     - --metrics-address=0.0.0.0:{{ .root.Values.metrics.port }}
