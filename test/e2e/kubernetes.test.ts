@@ -3,7 +3,7 @@
 // then the README's examples — a ReadWriteOncePod claim written by a non-root pod with an fsGroup,
 // a second pod that must wait, a ReadWriteOnce claim two pods on one node share, a snapshot restored
 // with the same data, expansion, the node plugin replaced by a rolling update while a pod writes
-// (no error, no gap), deletion that archives the data on the server, and `helm uninstall` leaving no
+// (no error, no gap), the mount keeper replaced (the pod's volume comes back by itself), deletion that archives the data on the server, and `helm uninstall` leaving no
 // mount behind. Run by test/e2e/run.sh, which starts the cluster (test/e2e/cluster/cluster.sh).
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +18,7 @@ let server: SshServer;
 /** The directory of a claim's volume on the SSH server. */
 const onServer = async (claim: string) => path.join(server.root, (await get('pvc', claim)).spec.volumeName as string);
 const phase = async (kind: string, name: string, ns = 'default') => (await find(kind, name, '-n', ns))?.status?.phase as string | undefined;
+const podOf = async (component: string) => (await get('pods', '-n', 'tether', '-l', `app.kubernetes.io/component=${component}`)).items[0].metadata.name as string;
 const lines = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
 /** A pod (in `default`) that runs `script` once with the claim at /data, as uid 1000 with fsGroup 2000. */
@@ -59,7 +60,7 @@ test('helm install runs the controller and the node plugin, and the node plugin 
   await helm(['install', 'tether', path.join(REPO, 'charts/tether'), '--namespace', 'tether', '--create-namespace', '-f', path.join(cluster.run, 'my-values.yaml'), '--wait', '--timeout', '180s']);
   const pods = (await get('pods', '-n', 'tether')).items as any[];
   for (const p of pods) say(`pod ${p.metadata.name}: ${p.status.containerStatuses.map((c: any) => `${c.name} ready=${c.ready}`).join(', ')}`);
-  expect(pods.map((p) => p.metadata.labels['app.kubernetes.io/component']).sort()).toEqual(['controller', 'node']);
+  expect(pods.map((p) => p.metadata.labels['app.kubernetes.io/component']).sort()).toEqual(['controller', 'mount-keeper', 'node']);
   expect(pods.every((p) => p.status.containerStatuses.every((c: any) => c.ready))).toBe(true);
   const drivers = await waitFor('the CSINode to list tether.csi.dev', async () => ((await find('csinode', cluster.node))?.spec?.drivers ?? []).find((d: any) => d.name === 'tether.csi.dev'), 60_000);
   expect(drivers.nodeID).toBe(cluster.node);
@@ -143,17 +144,38 @@ test('a rolling update replaces the node plugin while a pod writes: no error, no
   await kubectl(['apply', '-f', '-'], pod('counter', 'journal-restored', 'i=0; while true; do i=$((i+1)); echo $i >> /data/seq.txt || echo "write $i failed"; sleep 0.2; done', { mountPropagation: 'HostToContainer' }));
   const seq = path.join(await onServer('journal-restored'), 'data/seq.txt');
   await waitFor('pod counter writing', async () => (await lines(seq)).length >= 5, 120_000, 500, () => explainPod('counter'));
-  const before = (await get('pods', '-n', 'tether', '-l', 'app.kubernetes.io/component=node')).items[0].metadata.name as string;
+  const before = await podOf('node');
+  const keeper = await podOf('mount-keeper');
   await kubectl(['rollout', 'restart', 'daemonset/tether-node', '-n', 'tether']);
   await kubectl(['rollout', 'status', 'daemonset/tether-node', '-n', 'tether', '--timeout=120s'], undefined, 130_000);
-  const after = (await get('pods', '-n', 'tether', '-l', 'app.kubernetes.io/component=node')).items[0].metadata.name as string;
+  const after = await podOf('node');
   expect(after).not.toBe(before);
+  expect(await podOf('mount-keeper')).toBe(keeper); // the sshfs daemons live there, untouched by the node plugin's update
   const count = (await lines(seq)).length;
   await waitFor('25 more lines after the new node plugin is Ready', async () => (await lines(seq)).length >= count + 25, 30_000);
   const numbers = (await lines(seq)).map(Number);
   expect(numbers).toEqual(numbers.map((_, i) => i + 1));
   expect((await podLog('default', 'counter', 'main')).filter((l) => l.includes('failed'))).toEqual([]);
   say(`node plugin ${before} → ${after}; the pod wrote ${numbers.length} lines with no gap and no error`);
+}, STEP_MS);
+
+test('the mount keeper\'s pod is replaced (its OnDelete upgrade): the running pod\'s volume comes back by itself', async () => {
+  const seq = path.join(await onServer('journal-restored'), 'data/seq.txt');
+  const keeper = await podOf('mount-keeper');
+  const t0 = Date.now();
+  await kubectl(['delete', 'pod', '-n', 'tether', keeper, '--wait=true']);
+  await waitFor('a new mount keeper Ready', async () => {
+    const p = (await get('pods', '-n', 'tether', '-l', 'app.kubernetes.io/component=mount-keeper')).items.find((x: any) => x.metadata.name !== keeper);
+    return p?.status?.containerStatuses?.[0]?.ready === true;
+  }, 60_000);
+  // Its sshfs daemon died with it: the pod's writes fail until the node plugin mounts the volume again
+  // through the new keeper and stacks the new mount on the pod's (HostToContainer) target.
+  const count = (await lines(seq)).length;
+  await waitFor('the pod writing again', async () => (await lines(seq)).length >= count + 10, 60_000);
+  const failed = (await podLog('default', 'counter', 'main')).filter((l) => l.includes('failed'));
+  const recovered = (await podLog('tether', await podOf('node'), 'tether')).some((l) => l.includes('"event":"mount-recovered"'));
+  say(`mount keeper replaced; the pod wrote again ${Date.now() - t0} ms after the delete (${failed.length} writes failed meanwhile)`);
+  expect(recovered).toBe(true);
   await kubectl(['delete', 'pod', 'counter', '--wait=true']);
 }, STEP_MS);
 
