@@ -63,6 +63,8 @@ TOML
 {"cniVersion": "0.4.0", "name": "tether-e2e", "plugins": [{"type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "ipMasq": false,
   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": "$run/cni/ipam"}}]}
 JSON
+  # libcni caches each pod's results under /var/lib/cni: note what is there, to remove only ours at the end.
+  ls /var/lib/cni/results > "$run/cni-results-before" 2> /dev/null || true
   start containerd containerd --config "$run/containerd/config.toml"
   wait_for 20 "containerd answers" ctr -a "$CTRD_SOCK" version
   for tar in "$images"/*.tar; do ctr -a "$CTRD_SOCK" -n k8s.io images import --no-unpack "$tar" > /dev/null; done
@@ -126,7 +128,10 @@ down() {
   ip link del "$BRIDGE" 2> /dev/null
   # What the kubelet and containerd 1.6 keep at fixed paths, removed only if empty (or only ours).
   rm -rf /var/lib/kubelet/device-plugins 2> /dev/null; rmdir /var/lib/kubelet 2> /dev/null
-  rm -f /var/lib/cni/results/tether-e2e-* 2> /dev/null; rmdir /var/lib/cni/results /var/lib/cni 2> /dev/null
+  for f in /var/lib/cni/results/tether-e2e-* /var/lib/cni/results/cni-loopback-*; do
+    [ -e "$f" ] && ! grep -qxF "${f##*/}" "$run/cni-results-before" 2> /dev/null && rm -f "$f"
+  done
+  rmdir /var/lib/cni/results /var/lib/cni 2> /dev/null
   rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd/fifo /run/containerd 2> /dev/null
   rm -rf "$run/pids"
   say "cluster down"
