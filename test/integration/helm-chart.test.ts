@@ -148,7 +148,7 @@ describe('what the rendered objects must get right', () => {
     for (const workload of [one(objects, 'Deployment'), one(objects, 'DaemonSet', '-node')]) {
       const tether = container(workload, 'tether');
       expect(tether.args).toContain('--endpoint=unix:///csi/csi.sock');
-      for (const c of containers(workload).filter((c) => c.name !== 'tether' && c.name !== 'mount-keeper')) {
+      for (const c of containers(workload).filter((c) => c.name !== 'tether' && c.name !== 'log-shipper' /* the values file's extra container */)) {
         expect({ name: c.name, args: c.args }).toEqual({ name: c.name, args: expect.arrayContaining(['--csi-address=/csi/csi.sock']) });
         expect(c.volumeMounts).toContainEqual({ name: 'socket-dir', mountPath: '/csi' });
       }
@@ -350,9 +350,9 @@ describe('what the rendered objects must get right', () => {
     expect(one(objects, 'Role').rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'watch', 'list', 'delete', 'update', 'create'] }]);
   });
 
-  test('a second long-lived container (the planned mount keeper) slots into the node pod beside tether', () => {
+  test('an extra long-lived container (node.extraContainers) slots into the node pod beside tether', () => {
     const node = one(rendered.get('kubelet-dir.yaml')!, 'DaemonSet', '-node');
-    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'mount-keeper']);
+    expect(containers(node).map((c) => c.name)).toEqual(['tether', 'log-shipper']);
   });
 });
 
