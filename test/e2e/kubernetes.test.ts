@@ -18,7 +18,12 @@ let server: SshServer;
 /** The directory of a claim's volume on the SSH server. */
 const onServer = async (claim: string) => path.join(server.root, (await get('pvc', claim)).spec.volumeName as string);
 const phase = async (kind: string, name: string, ns = 'default') => (await find(kind, name, '-n', ns))?.status?.phase as string | undefined;
-const podOf = async (component: string) => (await get('pods', '-n', 'tether', '-l', `app.kubernetes.io/component=${component}`)).items[0].metadata.name as string;
+/** The name of the (one) live pod of a tether component: a pod being deleted does not count. */
+const podOf = async (component: string) => {
+  const live = (await get('pods', '-n', 'tether', '-l', `app.kubernetes.io/component=${component}`)).items.filter((p: any) => !p.metadata.deletionTimestamp);
+  if (live.length !== 1) throw new Error(`expected one live ${component} pod, found ${live.length}`);
+  return live[0].metadata.name as string;
+};
 const lines = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
 /** A pod (in `default`) that runs `script` once with the claim at /data, as uid 1000 with fsGroup 2000. */
@@ -44,7 +49,7 @@ beforeAll(async () => {
     },
     storageClasses: [{ name: 'tether-sshfs', backend: 'box', default: true, parameters: { onDelete: 'archive' } }],
     volumeSnapshotClasses: [{ name: 'tether' }],
-    node: { kubeletDir: cluster.kubeletDir },
+    node: { kubeletDir: cluster.kubeletDir, stateDir: path.join(cluster.run, 'node-state') },
     // This cluster has no kube-proxy: the controller reaches the API server on the host's loopback.
     controller: { hostNetwork: true, env: [{ name: 'KUBERNETES_SERVICE_HOST', value: '127.0.0.1' }, { name: 'KUBERNETES_SERVICE_PORT', value: '6443' }] },
   };
@@ -148,8 +153,11 @@ test('a rolling update replaces the node plugin while a pod writes: no error, no
   const keeper = await podOf('mount-keeper');
   await kubectl(['rollout', 'restart', 'daemonset/tether-node', '-n', 'tether']);
   await kubectl(['rollout', 'status', 'daemonset/tether-node', '-n', 'tether', '--timeout=120s'], undefined, 130_000);
-  const after = await podOf('node');
-  expect(after).not.toBe(before);
+  // `rollout status` can return while the old pod is still being deleted: wait until it is gone.
+  const after = await waitFor('the old node plugin pod gone', async () => {
+    const name = await podOf('node');
+    return name !== before && !(await find('pod', before, '-n', 'tether')) && name;
+  }, 60_000);
   expect(await podOf('mount-keeper')).toBe(keeper); // the sshfs daemons live there, untouched by the node plugin's update
   const count = (await lines(seq)).length;
   await waitFor('25 more lines after the new node plugin is Ready', async () => (await lines(seq)).length >= count + 25, 30_000);

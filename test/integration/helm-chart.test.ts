@@ -127,6 +127,9 @@ describe('helm lint and helm template', () => {
     ['a controller health port out of range', ['--set', 'controller.healthPort=70000'], /controller\/healthPort/],
     ['a controller health port that is not a number', ['--set-string', 'controller.healthPort=9808'], /controller\/healthPort/],
     ['the controller\'s health port on its metrics port', ['--set', 'controller.healthPort=9810'], /controller\.healthPort and metrics\.port must differ: both are 9810/],
+    ['a relative node state directory', ['--set', 'node.stateDir=run/tether'], /node\/stateDir/],
+    ['a controller env entry without a name', ['--set-json', 'controller.env=[{"value":"x"}]'], /controller\/env/],
+    ['controller.hostNetwork that is not a boolean', ['--set-string', 'controller.hostNetwork=yes'], /controller\/hostNetwork/],
   ])('refuses %s with a message naming the problem', async (_, args, message) => {
     const file = args[1] === '/dev/null' ? [] : ['-f', path.join(VALUES, 'minimal.yaml')];
     const result = await execa(HELM, ['template', 'tether', CHART, '--kube-version', KUBE_VERSION, ...file, ...args.filter((a) => a !== '-f' && a !== '/dev/null')], { timeout: 60_000, reject: false });
@@ -157,6 +160,7 @@ describe('what the rendered objects must get right', () => {
     const node = one(objects, 'DaemonSet', '-node');
     const volumes = Object.fromEntries(podSpec(node).volumes.map((v: any) => [v.name, v]));
     expect(volumes['socket-dir'].hostPath.path).toBe(`${kubeletDir}/plugins/tether.csi.dev`);
+    expect(volumes['runtime-dir'].hostPath).toEqual({ path: '/run/tether/tether.csi.dev', type: 'DirectoryOrCreate' });
     expect(volumes['registration-dir'].hostPath).toEqual({ path: `${kubeletDir}/plugins_registry`, type: 'Directory' });
     // Whoever registers — tether or node-driver-registrar — mounts plugins_registry and tells the kubelet the socket's host path.
     const registrar = file === 'sidecars.yaml' ? container(node, 'node-driver-registrar') : container(node, 'tether');
