@@ -126,12 +126,14 @@ export class KeeperService {
   async list(probe: boolean, signal: AbortSignal): Promise<MountState[]> {
     const roots = await this.roots();
     const mounts = (await readMountTable(signal)).filter((m) => m.fstype === FUSE_SSHFS && isUnderRoot(m.target, roots));
-    const bases = await this.bases().catch(() => []);
+    // The config (and its keys) is read only for a mount the keeper holds no order for: rare, not every List.
+    let bases: Promise<{ backend: string; base: string }[]> | undefined;
+    const basesOnce = () => (bases ??= this.bases().catch(() => []));
     const pids = daemonsOf(await listProcesses(), mounts.map((m) => ({ target: m.target, dir: this.options.mounter.secretDir(m.target) })));
     const states: MountState[] = [];
     for (const m of mounts) {
       const held = await this.orderAt(m.target);
-      const volumeId = held && sourceMatches(m, held.source) ? held.volumeId : volumeOfSource(m.source, bases);
+      const volumeId = held && sourceMatches(m, held.source) ? held.volumeId : volumeOfSource(m.source, await basesOnce());
       if (!volumeId) continue; // not a tether volume
       const daemon = pids.get(m.target) ?? 0;
       const health = probe ? await probeMount(m.target, PROBE_MS, signal) : undefined;
