@@ -1,0 +1,5 @@
+// Every benchmark `npm run bench` runs, in this order.
+import type { Suite } from '../lib/context.js';
+import { provisioning } from './provisioning.js';
+
+export const SUITES: Suite[] = [provisioning];
