@@ -22,9 +22,14 @@ export interface Tether {
   csi: CsiClient;
 }
 
-/** tether (all modes, node-a) against `server`, quiet, with its CSI client; stopped and unmounted afterwards. */
+/**
+ * tether (all modes, node-a) against `server`, quiet, with its CSI client; stopped and unmounted
+ * afterwards. With TETHER_BENCH_PROFILE=DIR in the environment, it writes a CPU profile to DIR when it stops.
+ */
 export async function tether(ctx: BenchContext, server: SshServer, options: DriverOptions = {}): Promise<Tether> {
-  const driver = await startDriver(server, { logLevel: 'warn', mountOptions: [], ...options });
+  const profile = process.env.TETHER_BENCH_PROFILE;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const driver = await startDriver(server, { logLevel: 'warn', mountOptions: [], nodeArgs, ...options });
   ctx.defer('stop tether', () => driver.stop());
   const csi = csiClient(driver.endpoint);
   ctx.defer('close the CSI client', async () => csi.close());

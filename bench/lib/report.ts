@@ -28,7 +28,7 @@ export interface Row {
 
 export const ratioOf = (row: Row) => row.tether / row.baseline;
 
-/** True if the row meets every bound of its target; undefined if a number it needs is missing. */
+/** True if the row meets every bound of its target; undefined if it has none, or a number it needs is missing. */
 export function met(row: Row): boolean | undefined {
   const checks: boolean[] = [];
   const ok = (value: number, bound: number) => (row.better === 'higher' ? value >= bound : value <= bound);
@@ -40,8 +40,10 @@ export function met(row: Row): boolean | undefined {
     if (!Number.isFinite(ratioOf(row))) return undefined;
     checks.push(ok(ratioOf(row), row.target.ratio));
   }
-  return checks.every(Boolean);
+  return checks.length ? checks.every(Boolean) : undefined;
 }
+
+const hasTarget = (row: Row) => row.target.absolute !== undefined || row.target.ratio !== undefined;
 
 export const fmt = (x: number) => (!Number.isFinite(x) ? '—' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -65,7 +67,7 @@ export function table(rows: Row[]): string {
       `${fmt(r.tether)} ${r.unit}`,
       Number.isFinite(ratioOf(r)) ? `${ratioOf(r).toFixed(2)}×` : '—',
       targetText(r),
-      m === undefined ? '?' : m ? 'yes' : 'NO',
+      !hasTarget(r) ? '—' : m === undefined ? '?' : m ? 'yes' : 'NO',
     ];
   });
   const all = [header, ...cells];

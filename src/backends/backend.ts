@@ -37,6 +37,8 @@ export interface MountRequest {
 export interface DirEntry {
   name: string;
   isDirectory: boolean;
+  /** The size in bytes, where the listing says it for free (SFTP). */
+  size?: number;
 }
 
 /**
@@ -48,8 +50,12 @@ export interface DirEntry {
 export interface RemoteFs {
   /** Where the base directory is, for messages (`user@host:/path`). */
   readonly location: string;
-  /** The file's bytes, or undefined if it does not exist. */
-  readFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined>;
+  /**
+   * The file's bytes, or undefined if it does not exist. `size`, if the caller knows it (from a
+   * listing; records never change once written), may save a request: a file of another size is read
+   * to its end all the same.
+   */
+  readFile(path: string, signal?: AbortSignal, size?: number): Promise<Buffer | undefined>;
   /** Writes to a temporary file, syncs, and renames over `path`: readers see the old or the new file. */
   writeFileAtomic(path: string, data: Buffer, signal?: AbortSignal): Promise<void>;
   /**
@@ -67,6 +73,8 @@ export interface RemoteFs {
   list(path: string, signal?: AbortSignal): Promise<DirEntry[]>;
   /** Removes `path` and everything below it, never following symlinks; OK if missing. */
   removeTree(path: string, signal?: AbortSignal): Promise<void>;
+  /** Removes the file (or symlink, never followed) `path`; OK if missing. */
+  removeFile(path: string, signal?: AbortSignal): Promise<void>;
   /** Renames `from` over `to` (replacing a file there); false if `from` does not exist. */
   rename(from: string, to: string, signal?: AbortSignal): Promise<boolean>;
   /** Copies a tree on the server where the protocol allows it; files already copied are skipped. */

@@ -46,6 +46,8 @@ export const sshfsBackendSchema = z
       }),
     privateKeyFile: z.string().min(1),
     mountOptions: mountOptions(SSHFS_OPTIONS),
+    /** SSH connections the controller's SFTP work spreads over (each its own sftp-server on the server); more only under load. */
+    sftpSessions: z.number().int().min(1).max(16).default(4),
   })
   .strict();
 

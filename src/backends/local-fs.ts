@@ -129,6 +129,10 @@ export class LocalFs implements RemoteFs {
     });
   }
 
+  removeFile(p: string, signal?: AbortSignal): Promise<void> {
+    return this.run(`remove ${p}`, signal, (abs) => unlink(abs(p)).catch(ifMissing(undefined)));
+  }
+
   rename(from: string, to: string, signal?: AbortSignal): Promise<boolean> {
     return this.run(`rename ${from}`, signal, (abs) => rename(abs(from), abs(to)).then(() => true, ifMissing(false)));
   }

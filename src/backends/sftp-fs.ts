@@ -3,23 +3,25 @@ import { randomBytes } from 'node:crypto';
 import type { Attributes, FileEntryWithStats, Stats } from 'ssh2';
 import { copyScratchName, type DirEntry, type RemoteFs } from './backend.js';
 import { aborted } from '../csi/errors.js';
-import { isMissing, type SftpSession } from './sftp-session.js';
+import { isMissing, type SftpCall, type SftpRunner } from './sftp-session.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const TREE_CONCURRENCY = 8;
+/** What a READ asks for when the size is not known: records are a few KiB. */
+const READ_CHUNK = 64 * 1024;
 /** How often copyTree pins a file that changed between its hard link and the check before it gives up (a busy file changes; a swap is caught). */
 const PIN_ATTEMPTS = 3;
 
-/** RemoteFs over one SFTP session, rooted at `base` on the server. */
+/** RemoteFs over SFTP (one session or a pool), rooted at `base` on the server. */
 export class SftpFs implements RemoteFs {
   readonly location: string;
   private copyData = true;
 
   constructor(
-    private readonly session: SftpSession,
+    private readonly session: SftpRunner,
     private readonly base: string,
   ) {
     this.location = `${session.describe()}:${base}`;
@@ -33,12 +35,34 @@ export class SftpFs implements RemoteFs {
     return full;
   }
 
-  async readFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+  async readFile(path: string, signal?: AbortSignal, size?: number): Promise<Buffer | undefined> {
     const p = this.abs(path);
-    return this.session.run<Buffer>(`read ${p}`, (s, cb) => s.readFile(p, cb), signal).catch((err: unknown) => {
+    const session = this.session.pick(); // the handle is this session's
+    const handle = await session.run<Buffer>(`open ${p}`, (s, cb) => s.open(p, 'r', cb), signal).catch((err: unknown) => {
       if (isMissing(err)) return undefined;
       throw err;
     });
+    if (!handle) return undefined;
+    if (size !== undefined) {
+      // The size is known (a record listed a moment ago): one byte more is asked for, and the file closed in the same round trip.
+      const buf = Buffer.allocUnsafe(size + 1);
+      const [read] = await session.runInOrder(`read ${p}`, [(s, cb) => s.read(handle, buf, 0, size + 1, 0, cb), (s, cb) => s.close(handle, cb)], signal);
+      if (read!.status === 'rejected') throw read!.reason;
+      if (read!.value === size) return buf.subarray(0, size);
+      return this.readFile(path, signal); // it is not the size listed: read it to its end
+    }
+    try {
+      const chunks: Buffer[] = [];
+      for (let pos = 0; ; ) {
+        const buf = Buffer.allocUnsafe(READ_CHUNK);
+        const n = await session.run<number>(`read ${p}`, (s, cb) => s.read(handle, buf, 0, READ_CHUNK, pos, cb), signal);
+        if (n === 0) return Buffer.concat(chunks, pos);
+        chunks.push(buf.subarray(0, n));
+        pos += n;
+      }
+    } finally {
+      void session.run(`close ${p}`, (s, cb) => s.close(handle, cb)).catch(() => undefined); // nothing waits for it
+    }
   }
 
   async writeFileAtomic(path: string, data: Buffer, signal?: AbortSignal): Promise<void> {
@@ -53,17 +77,16 @@ export class SftpFs implements RemoteFs {
   async linkExclusive(path: string, data: Buffer, signal?: AbortSignal): Promise<boolean> {
     const p = this.abs(path);
     const tmp = await this.writeTemp(p, data, signal);
-    try {
-      await this.session.run(`link ${p}`, (s, cb) => s.ext_openssh_hardlink(tmp, p, cb), signal);
-      return true;
-    } catch (err) {
-      // SFTP says only "failure" when the name is taken: look. A link whose answer was lost is ours.
-      const there = await this.readFile(path);
-      if (there === undefined) throw err;
-      return there.equals(data);
-    } finally {
+    // The link, then the temporary file's removal, in one round trip (the removal is sent even after the call ended).
+    const [linked] = await this.session.pick().runInOrder(`link ${p}`, [(s, cb) => s.ext_openssh_hardlink(tmp, p, cb), (s, cb) => s.unlink(tmp, cb)]).catch(async (err: unknown) => {
       await this.unlink(tmp);
-    }
+      throw err;
+    });
+    if (linked!.status === 'fulfilled') return true;
+    // SFTP says only "failure" when the name is taken: look. A link whose answer was lost is ours.
+    const there = await this.readFile(path);
+    if (there === undefined) throw linked!.reason;
+    return there.equals(data);
   }
 
   async mkdir(path: string, signal?: AbortSignal): Promise<boolean> {
@@ -84,21 +107,56 @@ export class SftpFs implements RemoteFs {
 
   async list(path: string, signal?: AbortSignal): Promise<DirEntry[]> {
     const p = this.abs(path);
-    const entries = await this.session.readdir(p, signal).catch((err: unknown) => {
+    const entries = await this.readDir(p, signal).catch((err: unknown) => {
       if (isMissing(err)) return [];
       throw err;
     });
-    return entries
-      .filter((e) => e.filename !== '.' && e.filename !== '..')
-      .map((e) => ({ name: e.filename, isDirectory: (e.attrs.mode & S_IFMT) === S_IFDIR }));
+    return entries.map((e) => ({ name: e.filename, isDirectory: (e.attrs.mode & S_IFMT) === S_IFDIR, size: e.attrs.size }));
   }
 
+  /**
+   * The entries of the directory `p`, without "." and "..": OPENDIR, then READDIRs two at a time, so
+   * that a small directory (a volume's) is read in one more round trip; the CLOSE is not waited for.
+   */
+  private async readDir(p: string, signal?: AbortSignal): Promise<FileEntryWithStats[]> {
+    const session = this.session.pick(); // the handle is this session's
+    const handle = await session.run<Buffer>(`opendir ${p}`, (s, cb) => s.opendir(p, cb), signal);
+    const entries: FileEntryWithStats[] = [];
+    try {
+      for (let end = false; !end; ) {
+        const readdir: SftpCall<FileEntryWithStats[] | undefined> = (s, cb) => s.readdir(handle, (err: Error | undefined, list: FileEntryWithStats[]) => (isEnd(err) ? cb(undefined, undefined) : cb(err, list)));
+        for (const batch of await session.runInOrder(`readdir ${p}`, [readdir, readdir], signal)) {
+          if (batch.status === 'rejected') throw batch.reason;
+          if (batch.value === undefined) end = true;
+          else entries.push(...(batch.value as FileEntryWithStats[]));
+        }
+      }
+    } finally {
+      void session.run(`close ${p}`, (s, cb) => s.close(handle, cb)).catch(() => undefined); // nothing waits for it
+    }
+    return entries.filter((e) => e.filename !== '.' && e.filename !== '..');
+  }
+
+  /** An empty directory goes with one RMDIR (which never follows a symlink); anything else by the careful walk of removeAbs. */
   async removeTree(path: string, signal?: AbortSignal): Promise<void> {
     const p = this.abs(path);
+    if (await this.removeEmpty(p, signal)) return;
     const st = await this.lstat(p, signal);
     if (!st) return;
     if (!isDir(st)) return this.removeAbs(p, false, signal);
     await this.removeAbs(await this.canonical(p, signal), true, signal);
+  }
+
+  async removeFile(path: string, signal?: AbortSignal): Promise<void> {
+    await this.removeAbs(this.abs(path), false, signal);
+  }
+
+  /** RMDIR `p`: true if it is gone; false if it was not an empty directory. */
+  private removeEmpty(p: string, signal?: AbortSignal): Promise<boolean> {
+    return this.session.run(`rmdir ${p}`, (s, cb) => s.rmdir(p, cb), signal).then(
+      () => true,
+      (err: unknown) => isMissing(err),
+    );
   }
 
   /** Removes `p`; a directory with all below it, never following a symlink (see listChecked). */
@@ -175,10 +233,10 @@ export class SftpFs implements RemoteFs {
    * must still be a directory that resolves to itself, or the call fails with ABORTED.
    */
   private async listChecked(dir: string, signal?: AbortSignal): Promise<FileEntryWithStats[]> {
-    const entries = await this.session.readdir(dir, signal);
+    const entries = await this.readDir(dir, signal);
     const [after, real] = await Promise.all([this.lstat(dir, signal), this.realpath(dir, signal)]);
     if (!after || !isDir(after) || real !== dir) throw replaced(dir);
-    return entries.filter((e) => e.filename !== '.' && e.filename !== '..');
+    return entries;
   }
 
   /** Copies the file or symlink `src` through a hard link of its own (see copyTree); sockets, fifos and devices carry no data and are skipped. */
@@ -220,27 +278,28 @@ export class SftpFs implements RemoteFs {
     const existing = await this.lstat(dst, signal);
     if (existing && (existing.mode & S_IFMT) === S_IFREG && existing.size === attrs.size && existing.mtime === attrs.mtime) return; // copied by an earlier try
     if (existing) await this.removeAbs(dst, isDir(existing), signal);
-    const from = await this.session.run<Buffer>(`open ${pin}`, (s, cb) => s.open(pin, 'r', cb), signal);
+    const session = this.session.pick(); // the handles are this session's
+    const from = await session.run<Buffer>(`open ${pin}`, (s, cb) => s.open(pin, 'r', cb), signal);
     try {
-      const to = await this.session.run<Buffer>(`open ${dst}`, (s, cb) => s.open(dst, 'wx', 0o600, cb), signal);
+      const to = await session.run<Buffer>(`open ${dst}`, (s, cb) => s.open(dst, 'wx', 0o600, cb), signal);
       try {
-        await this.copyContent(from, to, attrs.size, dst, signal);
+        await this.copyContent(session, from, to, attrs.size, dst, signal);
         // Owner first: a chown clears setuid and setgid bits, which the mode then sets again.
-        await this.session.run(`chown ${dst}`, (s, cb) => s.fchown(to, attrs.uid, attrs.gid, cb), signal).catch(() => undefined); // only root may
-        await this.session.run(`setstat ${dst}`, (s, cb) => s.fsetstat(to, { mode: attrs.mode & 0o7777, atime: attrs.atime, mtime: attrs.mtime }, cb), signal);
+        await session.run(`chown ${dst}`, (s, cb) => s.fchown(to, attrs.uid, attrs.gid, cb), signal).catch(() => undefined); // only root may
+        await session.run(`setstat ${dst}`, (s, cb) => s.fsetstat(to, { mode: attrs.mode & 0o7777, atime: attrs.atime, mtime: attrs.mtime }, cb), signal);
       } finally {
-        await this.session.run(`close ${dst}`, (s, cb) => s.close(to, cb));
+        await session.run(`close ${dst}`, (s, cb) => s.close(to, cb));
       }
     } finally {
-      await this.session.run(`close ${pin}`, (s, cb) => s.close(from, cb));
+      await session.run(`close ${pin}`, (s, cb) => s.close(from, cb));
     }
   }
 
   /** The server copies the bytes itself (copy-data extension, OpenSSH ≥ 9.0); otherwise they travel through here. */
-  private async copyContent(from: Buffer, to: Buffer, size: number, what: string, signal?: AbortSignal): Promise<void> {
+  private async copyContent(session: SftpRunner, from: Buffer, to: Buffer, size: number, what: string, signal?: AbortSignal): Promise<void> {
     if (this.copyData) {
       try {
-        await this.session.run(`copy-data ${what}`, (s, cb) => s.ext_copy_data(from, 0, 0, to, 0, cb), signal);
+        await session.run(`copy-data ${what}`, (s, cb) => s.ext_copy_data(from, 0, 0, to, 0, cb), signal);
         return;
       } catch (err) {
         if (!/does not support/i.test((err as Error).message)) throw err;
@@ -250,9 +309,9 @@ export class SftpFs implements RemoteFs {
     const chunk = 256 * 1024;
     const buf = Buffer.alloc(chunk);
     for (let pos = 0; pos < size; pos += chunk) {
-      const n = await this.session.run<number>(`read ${what}`, (s, cb) => s.read(from, buf, 0, Math.min(chunk, size - pos), pos, cb), signal);
+      const n = await session.run<number>(`read ${what}`, (s, cb) => s.read(from, buf, 0, Math.min(chunk, size - pos), pos, cb), signal);
       if (!n) break;
-      await this.session.run(`write ${what}`, (s, cb) => s.write(to, buf, 0, n, pos, cb), signal);
+      await session.run(`write ${what}`, (s, cb) => s.write(to, buf, 0, n, pos, cb), signal);
     }
   }
 
@@ -293,16 +352,17 @@ export class SftpFs implements RemoteFs {
   /** Writes `data` to a new temporary file beside `p` (absolute) and syncs it; returns its path. Closed and removed on failure. */
   private async writeTemp(p: string, data: Buffer, signal?: AbortSignal): Promise<string> {
     const tmp = `${p}.tmp-${randomBytes(4).toString('hex')}`;
-    const handle = await this.session.run<Buffer>(`open ${tmp}`, (s, cb) => s.open(tmp, 'wx', 0o644, cb), signal);
-    try {
-      await this.session.run(`write ${tmp}`, (s, cb) => s.write(handle, data, 0, data.length, 0, cb), signal);
-      await this.session.run(`fsync ${tmp}`, (s, cb) => s.ext_openssh_fsync(handle, cb), signal);
-    } catch (err) {
-      await this.session.run(`close ${tmp}`, (s, cb) => s.close(handle, cb)).catch(() => undefined);
+    const session = this.session.pick(); // the handle is this session's
+    const handle = await session.run<Buffer>(`open ${tmp}`, (s, cb) => s.open(tmp, 'wx', 0o644, cb), signal);
+    // Write, fsync and close in one round trip: the server takes them in order, and the close is sent whatever came before.
+    const done = await session
+      .runInOrder(`write ${tmp}`, [(s, cb) => s.write(handle, data, 0, data.length, 0, cb), (s, cb) => s.ext_openssh_fsync(handle, cb), (s, cb) => s.close(handle, cb)], signal)
+      .catch((err: unknown): PromiseSettledResult<unknown>[] => [{ status: 'rejected', reason: err }]);
+    const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
       await this.unlink(tmp);
-      throw err;
+      throw failed.reason;
     }
-    await this.session.run(`close ${tmp}`, (s, cb) => s.close(handle, cb));
     return tmp;
   }
 
@@ -338,6 +398,9 @@ interface CopyRun {
   scratch: string;
   signal?: AbortSignal | undefined;
 }
+
+/** SFTP's EOF status: a READDIR past the last entry (draft-ietf-secsh-filexfer-02). */
+const isEnd = (err: unknown) => (err as { code?: unknown } | undefined)?.code === 1;
 
 const isDir = (attrs: Attributes) => (attrs.mode & S_IFMT) === S_IFDIR;
 

@@ -5,7 +5,7 @@ import type { Backend, MountRequest } from './backend.js';
 import type { SshfsBackendConfig } from './config.js';
 import { checkOptions, splitOptions } from './options.js';
 import { SftpFs } from './sftp-fs.js';
-import { SftpSession } from './sftp-session.js';
+import { SftpPool, SftpSession } from './sftp-session.js';
 import { SSHFS_OPTIONS } from './sshfs-options.js';
 
 /**
@@ -38,8 +38,9 @@ export class SshfsBackend implements Backend {
     log: Logger,
   ) {
     this.name = config.name;
-    const session = new SftpSession({ host: config.host, port: config.port, user: config.user, hostKey: config.hostKey, privateKey }, log.child({ backend: config.name }));
-    this.fs = new SftpFs(session, config.path);
+    const target = { host: config.host, port: config.port, user: config.user, hostKey: config.hostKey, privateKey };
+    const sessionLog = log.child({ backend: config.name });
+    this.fs = new SftpFs(new SftpPool(() => new SftpSession(target, sessionLog), config.sftpSessions), config.path);
   }
 
   checkMountOptions(options: readonly string[]): void {

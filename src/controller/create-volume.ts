@@ -48,7 +48,7 @@ async function resolveSource(backends: Backends, req: CreateRequest, store: Volu
 
 /**
  * CreateVolume: a directory on the chosen backend with data/ (empty, or a server-side copy of the
- * source) and its record, written last. A repeat with the same arguments answers the same volume;
+ * source, made under a record marked as being created) and its record, written last. A repeat with the same arguments answers the same volume;
  * a repeat that asks for something else is ALREADY_EXISTS, saying what differs.
  */
 export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs['CreateVolume'] {
@@ -79,7 +79,8 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
         takeovers: [],
       };
       // Another controller may make the same volume at the same time: the record that stands is checked like any existing one.
-      let standing = (await store.readVolume(ref.dir, signal)) ?? (await store.beginVolume(ref.dir, record, now(), signal));
+      const read = { record: await store.readVolume(ref.dir, signal) };
+      let standing = read.record ?? (source ? await store.beginVolume(ref.dir, record, now(), signal) : await store.createEmptyVolume(ref.dir, record, signal, read));
       refuseUnlessAnswers(standing, req, store.where(ref.dir), source?.id);
       // Begun here or by an earlier try that stopped halfway (deadline, crash): finish it.
       if (standing.creatingAt) standing = (await store.finishVolume(ref.dir, source?.dataPath, signal)) ?? standing;

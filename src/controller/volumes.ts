@@ -29,12 +29,14 @@ export function deleteVolume({ backends, now, watch }: ControllerDeps): Controll
       const ref = parseVolumeId(req.volume_id);
       const store = ref && backends.get(ref.backend);
       if (!ref || !store) return {}; // not an ID tether made: nothing to delete
-      if (await store.discardHalfMade(ref.dir, now(), signal)) return {};
+      const read = { record: await store.readVolume(ref.dir, signal) };
+      const halfMade = !read.record || (read.record.creatingAt && !read.record.deletingAt);
+      if (halfMade && (await store.discardHalfMade(ref.dir, now(), signal))) return {};
       const after = await store.updateVolume(ref.dir, (current) => {
         if (!current || current.retainedAt || current.deletingAt || current.creatingAt) return current; // a create that began since: its retry or a later delete
         refuseWhileHeld(current, req.volume_id, watch);
         return current.onDelete === 'retain' ? { ...current, retainedAt: now().toISOString() } : { ...current, deletingAt: now().toISOString() };
-      }, signal);
+      }, signal, halfMade ? undefined : read);
       if (!after && (await store.dirExists(ref.dir, signal))) log.info({ volume: req.volume_id, at: store.where(ref.dir) }, 'a directory of this name holds no tether volume, and more than a half-made one: left as it is');
       if (!after?.deletingAt) return {}; // gone already, retained, or not tether's
       if (after.onDelete === 'archive') await store.archiveVolume(ref.dir, now(), signal);

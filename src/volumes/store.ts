@@ -44,6 +44,11 @@ export interface Contention {
 
 const CONTENTION: Contention = { attempts: 40, maxBackoffMs: 250 };
 
+/** A record as a caller read it (readVolume): undefined if there was none. */
+export interface ReadVolume {
+  record: VolumeRecord | undefined;
+}
+
 export class VolumeStore {
   /** Foreign directories already logged (lost+found and the like): said once, not on every List. */
   private readonly ignored = new Set<string>();
@@ -67,12 +72,12 @@ export class VolumeStore {
   /** The volume's record: the highest generation in its directory (see updateVolume), or undefined. */
   async readVolume(dir: string, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
     for (let attempt = 1; ; attempt++) {
-      const latest = (await this.generations(dir, signal)).at(-1);
+      const latest = (await this.recordFiles(dir, signal)).at(-1);
       if (latest === undefined) return undefined;
-      const path = posix.join(dir, recordFile(latest));
-      const bytes = await this.fs.readFile(path, signal);
+      const path = posix.join(dir, recordFile(latest.generation));
+      const bytes = await this.fs.readFile(path, signal, latest.size);
       // Gone between the listing and the read: a writer cleaned it up after two newer ones. List again.
-      if (bytes) return { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest };
+      if (bytes) return { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest.generation };
       if (attempt === this.contention.attempts) throw aborted(`the record of volume ${this.where(dir)} kept changing while this call read it; retry`);
     }
   }
@@ -88,10 +93,11 @@ export class VolumeStore {
    * gone (cleaned up) before its link sees a newer generation beside its own and starts over. The
    * record is the highest generation; each writer removes those older than the one it read.
    */
-  async updateVolume(dir: string, change: (current: VolumeRecord | undefined) => NewVolumeRecord | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
+  async updateVolume(dir: string, change: (current: VolumeRecord | undefined) => NewVolumeRecord | undefined, signal?: AbortSignal, read?: ReadVolume): Promise<VolumeRecord | undefined> {
     for (let attempt = 1; attempt <= this.contention.attempts; attempt++) {
       if (attempt > 1) await sleep(Math.random() * Math.min(this.contention.maxBackoffMs, 2 ** attempt)); // many writers: spread them out
-      const current = await this.readVolume(dir, signal);
+      // The caller's own read saves one on the first attempt: if it is stale, the exclusive link fails (or a newer generation shows) and the next attempt reads.
+      const current = attempt === 1 && read ? read.record : await this.readVolume(dir, signal);
       const next = change(current);
       if (next === current || next === undefined) return current;
       const base = current?.generation ?? 0;
@@ -101,22 +107,40 @@ export class VolumeStore {
       const generations = await this.generations(dir);
       if (generations.at(-1) === record.generation) {
         // Committed. Older generations are no one's to read any more: best effort, even after the call ended.
-        for (const old of generations.filter((g) => g < base)) await this.fs.removeTree(posix.join(dir, recordFile(old))).catch(() => undefined);
+        for (const old of generations.filter((g) => g < base)) await this.fs.removeFile(posix.join(dir, recordFile(old))).catch(() => undefined);
         return record;
       }
-      await this.fs.removeTree(file); // a newer generation exists: ours was made on a stale read
+      await this.fs.removeFile(file); // a newer generation exists: ours was made on a stale read
     }
     throw aborted(`the record of volume ${this.where(dir)} changed ${this.contention.attempts} times while this call tried to change it; retry`);
   }
 
   /** The generations of a volume's record, ascending (a v0.1 `volume.json` is generation 0). */
   private async generations(dir: string, signal?: AbortSignal): Promise<number[]> {
+    return (await this.recordFiles(dir, signal)).map((f) => f.generation);
+  }
+
+  /** The record files of a volume, by generation ascending, with their sizes where the listing says them. */
+  private async recordFiles(dir: string, signal?: AbortSignal): Promise<{ generation: number; size?: number | undefined }[]> {
     const entries = await this.fs.list(dir, signal);
-    return entries.flatMap((e) => (e.isDirectory ? [] : generationOf(e.name))).sort((a, b) => a - b);
+    return entries.flatMap((e) => (e.isDirectory ? [] : generationOf(e.name).map((generation) => ({ generation, size: e.size })))).sort((a, b) => a.generation - b.generation);
   }
 
   /**
-   * Begins a volume: its directory, then its record marked as being created (see `creatingAt`) —
+   * Makes an empty volume: its directory, data/, then its record — unless a record is there already
+   * (a retry, another controller): returns the record that stands. Stopped before its record, it is
+   * a directory that holds only an empty data/, which isHalfMade recognizes; its retry finishes it.
+   * `read` is what the caller read before (no record), saving a read when no one raced it.
+   */
+  async createEmptyVolume(dir: string, record: NewVolumeRecord, signal?: AbortSignal, read?: ReadVolume): Promise<VolumeRecord> {
+    await this.fs.mkdir(dir, signal);
+    await this.fs.mkdir(posix.join(dir, DATA_DIR), signal);
+    return (await this.updateVolume(dir, (current) => current ?? record, signal, read))!;
+  }
+
+  /**
+   * Begins a volume with content (a copy of a snapshot or another volume, which takes a while): its
+   * directory, then its record marked as being created (see `creatingAt`) —
    * unless a record is there already (a retry, another controller): returns the record that stands.
    */
   async beginVolume(dir: string, record: NewVolumeRecord, now: Date, signal?: AbortSignal): Promise<VolumeRecord> {
@@ -193,6 +217,9 @@ export class VolumeStore {
   /** Removes a volume: its data first, its record (and directory) last, so a retry after a crash finds what is left. */
   async removeVolume(dir: string, signal?: AbortSignal): Promise<void> {
     await this.fs.removeTree(posix.join(dir, DATA_DIR), signal);
+    // What is left are tether's files (records, temporary files): unlinked, then the directory, empty unless something raced in.
+    const files = (await this.fs.list(dir, signal)).filter((e) => !e.isDirectory);
+    await Promise.all(files.map((e) => this.fs.removeFile(posix.join(dir, e.name), signal)));
     await this.fs.removeTree(dir, signal);
   }
 

@@ -15,9 +15,8 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { pino } from 'pino';
-import type { SFTPWrapper } from 'ssh2';
 import { SftpFs } from '../../src/backends/sftp-fs.js';
-import { SftpSession } from '../../src/backends/sftp-session.js';
+import { SftpSession, type SftpCall } from '../../src/backends/sftp-session.js';
 import { CsiError } from '../../src/csi/errors.js';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 import { CMD_TIMEOUT_MS, uniq } from '../support/helpers.js';
@@ -37,9 +36,9 @@ class SwapSession extends SftpSession {
     this.swaps.set(what, swap);
   }
 
-  override async run<T>(what: string, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, value?: T) => void) => void, signal?: AbortSignal): Promise<T> {
+  override async runInOrder(what: string, fns: SftpCall<unknown>[], signal?: AbortSignal): Promise<PromiseSettledResult<unknown>[]> {
     this.sent.push(what);
-    const result = await super.run(what, fn, signal);
+    const result = await super.runInOrder(what, fns, signal);
     const swap = this.swaps.get(what);
     this.swaps.delete(what);
     await swap?.();

@@ -27,6 +27,8 @@ export interface DriverOptions {
   container?: Container;
   /** --mount-keeper: the mount keeper's endpoint (unix:///…). */
   mountKeeper?: string;
+  /** Flags for node itself, before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export interface RunningDriver {
@@ -90,7 +92,8 @@ export async function startDriverWith(backends: object[], options: DriverOptions
   if (options.metricsAddress) args.push('--metrics-address', options.metricsAddress);
   if (options.extraArgs) args.push(...options.extraArgs);
   if (options.mountKeeper) args.push('--mount-keeper', options.mountKeeper);
-  const command = options.netns ? ['ip', 'netns', 'exec', options.netns, 'node', ...args] : ['node', ...args];
+  const node = ['node', ...(options.nodeArgs ?? [])];
+  const command = options.netns ? ['ip', 'netns', 'exec', options.netns, ...node, ...args] : [...node, ...args];
   const [program, argv] = options.container ? options.container.wrap(command[0]!, command.slice(1)) : [command[0]!, command.slice(1)];
   const child = execa(program, argv, { reject: false, stdin: 'ignore', all: true, buffer: false });
   let output = '';

@@ -29,7 +29,7 @@ describe('parseConfigText', () => {
       releaseIdleAfterSeconds: 30,
       lease: { termSeconds: 20, renewSeconds: 4, fenceMarginSeconds: 5 },
       backends: [
-        { name: 'box', type: 'sshfs', host: '10.0.0.5', port: 22, user: 'csi', path: '/srv/volumes', hostKey: HOST_KEY, privateKeyFile: '/etc/tether/id', mountOptions: [] },
+        { name: 'box', type: 'sshfs', host: '10.0.0.5', port: 22, user: 'csi', path: '/srv/volumes', hostKey: HOST_KEY, privateKeyFile: '/etc/tether/id', mountOptions: [], sftpSessions: 4 },
       ],
     });
   });
@@ -136,5 +136,19 @@ ${BACKEND.replace('name: box', 'name: nas-2')}`;
     ['an sshfs key on an nfs backend', NFS.replace('    server:', '    hostKey: x\n    server:'), /backends\.0/],
   ])('%s → one line naming the field', (_, text, expected) => {
     expect(configError(text)).toMatch(expected);
+  });
+});
+
+describe('sftpSessions', () => {
+  test.each([
+    ['0', 'sftpSessions: 0', /sftpSessions/],
+    ['17', 'sftpSessions: 17', /sftpSessions/],
+    ['a fraction', 'sftpSessions: 1.5', /sftpSessions/],
+  ])('%s is refused, naming the field', (_, line, message) => {
+    expect(() => parseConfigText(`${VALID}    ${line}\n`)).toThrow(message);
+  });
+
+  test('1 to 16 is kept', () => {
+    expect(parseConfigText(`${VALID}    sftpSessions: 16\n`).backends[0]).toMatchObject({ sftpSessions: 16 });
   });
 });

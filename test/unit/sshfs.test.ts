@@ -20,6 +20,7 @@ function backend(overrides: Partial<SshfsBackendConfig> = {}): SshfsBackend {
     hostKey: HOST_KEY,
     privateKeyFile: '/etc/tether/id',
     mountOptions: [],
+    sftpSessions: 4,
     ...overrides,
   };
   // Constructing the backend does not connect: the SFTP session opens on first use.
