@@ -16,8 +16,8 @@ export function volumeInfo(id: string, record: VolumeRecord) {
 }
 
 /** A volume's status for ListVolumes and ControllerGetVolume: where it is published, and whether its data is there. */
-export async function volumeStatus(store: VolumeStore, dir: string, record: VolumeRecord, signal: AbortSignal) {
-  const condition = (await store.dataExists(dir, signal))
+export function volumeStatus(store: VolumeStore, dir: string, record: VolumeRecord, hasData: boolean) {
+  const condition = hasData
     ? { abnormal: false, message: 'volume directory and data are present' }
     : { abnormal: true, message: `the data directory ${store.where(store.dataPath(dir))} is missing` };
   return { published_node_ids: record.publications.map((p) => p.nodeId), volume_condition: condition };

@@ -68,7 +68,7 @@ export function listVolumes({ backends }: ControllerDeps): ControllerRpcs['ListV
         // One damaged record must not hide every other volume: it is left out, and said so.
         const found = await backends.findVolume(id, signal).catch((err: unknown) => void log.warn({ volume: id, err: (err as Error).message }, 'volume left out of the list: its record cannot be read'));
         if (!found) return undefined;
-        return { volume: volumeInfo(id, found.record), status: await volumeStatus(found.store, found.ref.dir, found.record, signal) };
+        return { volume: volumeInfo(id, found.record), status: volumeStatus(found.store, found.ref.dir, found.record, found.hasData) };
       });
       return { entries, next_token: nextToken };
     },
@@ -79,8 +79,8 @@ export function getVolume({ backends }: ControllerDeps): ControllerRpcs['Control
   return {
     validate: (req) => requireFields(req, 'volume_id'),
     async handle(req, { signal }) {
-      const { ref, store, record } = await backends.resolveVolume(req.volume_id, 'volume', signal);
-      return { volume: volumeInfo(req.volume_id, record), status: await volumeStatus(store, ref.dir, record, signal) };
+      const { ref, store, record, hasData } = await backends.resolveVolume(req.volume_id, 'volume', signal);
+      return { volume: volumeInfo(req.volume_id, record), status: volumeStatus(store, ref.dir, record, hasData) };
     },
   };
 }

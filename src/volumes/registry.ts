@@ -12,6 +12,11 @@ export interface Found<T> {
   record: T;
 }
 
+/** A live volume as found: with whether its data/ is there (for VolumeCondition). */
+export interface FoundVolume extends Found<VolumeRecord> {
+  hasData: boolean;
+}
+
 /**
  * The configured backends by name, each with its volume store, and the one way from an ID to what
  * it names: `find…` answers undefined for anything that does not exist (an ID tether cannot have
@@ -61,13 +66,16 @@ export class Backends {
   }
 
   /** A live volume (one a CO can use: not deleted, not being deleted, not retained by onDelete=retain), or undefined. */
-  async findVolume(id: string, signal?: AbortSignal): Promise<Found<VolumeRecord> | undefined> {
-    const found = await this.find(parseVolumeId(id), (store, dir) => store.readVolume(dir, signal));
-    return found && isLive(found.record) ? found : undefined;
+  async findVolume(id: string, signal?: AbortSignal): Promise<FoundVolume | undefined> {
+    const ref = parseVolumeId(id);
+    const store = ref && this.stores.get(ref.backend);
+    if (!ref || !store) return undefined;
+    const { record, hasData } = await store.readVolumeState(ref.dir, signal);
+    return isLive(record) ? { ref, store, record, hasData } : undefined;
   }
 
   /** A live volume, or NOT_FOUND "`what` `id` does not exist". */
-  async resolveVolume(id: string, what = 'volume', signal?: AbortSignal): Promise<Found<VolumeRecord>> {
+  async resolveVolume(id: string, what = 'volume', signal?: AbortSignal): Promise<FoundVolume> {
     return orNotFound(await this.findVolume(id, signal), `${what} ${id} does not exist`);
   }
 

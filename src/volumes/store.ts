@@ -71,13 +71,19 @@ export class VolumeStore {
 
   /** The volume's record: the highest generation in its directory (see updateVolume), or undefined. */
   async readVolume(dir: string, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
+    return (await this.readVolumeState(dir, signal)).record;
+  }
+
+  /** The volume's record (see readVolume), and whether its data/ is there — the same listing tells both. */
+  async readVolumeState(dir: string, signal?: AbortSignal): Promise<{ record: VolumeRecord | undefined; hasData: boolean }> {
     for (let attempt = 1; ; attempt++) {
-      const latest = (await this.recordFiles(dir, signal)).at(-1);
-      if (latest === undefined) return undefined;
+      const { files, hasData } = await this.listVolumeDir(dir, signal);
+      const latest = files.at(-1);
+      if (latest === undefined) return { record: undefined, hasData };
       const path = posix.join(dir, recordFile(latest.generation));
       const bytes = await this.fs.readFile(path, signal, latest.size);
       // Gone between the listing and the read: a writer cleaned it up after two newer ones. List again.
-      if (bytes) return { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest.generation };
+      if (bytes) return { record: { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest.generation }, hasData };
       if (attempt === this.contention.attempts) throw aborted(`the record of volume ${this.where(dir)} kept changing while this call read it; retry`);
     }
   }
@@ -117,13 +123,14 @@ export class VolumeStore {
 
   /** The generations of a volume's record, ascending (a v0.1 `volume.json` is generation 0). */
   private async generations(dir: string, signal?: AbortSignal): Promise<number[]> {
-    return (await this.recordFiles(dir, signal)).map((f) => f.generation);
+    return (await this.listVolumeDir(dir, signal)).files.map((f) => f.generation);
   }
 
-  /** The record files of a volume, by generation ascending, with their sizes where the listing says them. */
-  private async recordFiles(dir: string, signal?: AbortSignal): Promise<{ generation: number; size?: number | undefined }[]> {
+  /** A volume directory's record files, by generation ascending with their sizes where the listing says them, and whether data/ is there. */
+  private async listVolumeDir(dir: string, signal?: AbortSignal): Promise<{ files: { generation: number; size?: number | undefined }[]; hasData: boolean }> {
     const entries = await this.fs.list(dir, signal);
-    return entries.flatMap((e) => (e.isDirectory ? [] : generationOf(e.name).map((generation) => ({ generation, size: e.size })))).sort((a, b) => a.generation - b.generation);
+    const files = entries.flatMap((e) => (e.isDirectory ? [] : generationOf(e.name).map((generation) => ({ generation, size: e.size }))));
+    return { files: files.sort((a, b) => a.generation - b.generation), hasData: entries.some((e) => e.isDirectory && e.name === DATA_DIR) };
   }
 
   /**
@@ -207,11 +214,6 @@ export class VolumeStore {
   /** True if something is at the volume's directory, record or not. */
   dirExists(dir: string, signal?: AbortSignal): Promise<boolean> {
     return this.fs.exists(dir, signal);
-  }
-
-  /** True if the volume's data directory is there (for VolumeCondition). */
-  dataExists(dir: string, signal?: AbortSignal): Promise<boolean> {
-    return this.fs.exists(posix.join(dir, DATA_DIR), signal);
   }
 
   /** Removes a volume: its data first, its record (and directory) last, so a retry after a crash finds what is left. */
