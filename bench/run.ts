@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cleanups, type BenchContext, type Suite } from './lib/context.js';
+import { Cleanups, Skipped, type BenchContext, type Suite } from './lib/context.js';
 import { met, table, type Row } from './lib/report.js';
 import { now } from './lib/stats.js';
 import { SUITES } from './suites/index.js';
@@ -17,7 +17,7 @@ function option(name: string): string | undefined {
 }
 
 function usage(message: string): never {
-  console.error(`bench: ${message}\nusage: npm run bench [-- --smoke] [--only ${SUITES.map((s) => s.name).join(',')}] [--runs N] [--results FILE]`);
+  console.error(`bench: ${message}\nusage: npm run bench [-- --smoke] [--only ${SUITES.map((s) => s.name).join(',')}] [--runs N] [--results FILE] [--rows FILE]`);
   process.exit(2);
 }
 
@@ -27,6 +27,8 @@ if (!Number.isInteger(runs) || runs < 1) usage('--runs needs a positive integer'
 const only = option('only')?.split(',');
 for (const name of only ?? []) if (!SUITES.some((s) => s.name === name)) usage(`no benchmark named ${name}`);
 const resultsFile = option('results');
+/** Where to write the rows as JSON (the nfs suite reads back what its run in the guest measured). */
+const rowsFile = option('rows');
 
 const cleanups = new Cleanups();
 const say = (message: string) => process.stderr.write(`${message}\n`);
@@ -62,6 +64,7 @@ async function runSuite(suite: Suite): Promise<{ rows: Row[]; error?: string; sk
     const broken = rows.filter((r) => !Number.isFinite(r.tether));
     return broken.length ? { rows, error: `no number for ${broken.map((r) => r.metric).join(', ')}` } : { rows };
   } catch (err) {
+    if (err instanceof Skipped) return { rows: [], skipped: err.message };
     return { rows: [], error: (err as Error).message };
   } finally {
     await suiteCleanups.run(say);
@@ -101,6 +104,7 @@ async function main(): Promise<number> {
   if (!smoke) console.log(`targets met: ${rows.length - unmet.length} of ${rows.length}${unmet.length ? `; not met: ${unmet.map((r) => `${r.suite}: ${r.metric}`).join('; ')}` : ''}`);
   const passed = outcome.length - failed - skipped;
   console.log(`bench${smoke ? '-smoke' : ''}: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  if (rowsFile) await writeFile(rowsFile, JSON.stringify(rows));
   if (resultsFile) {
     const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
     await writeFile(resultsFile, `# Benchmark results\n\nThe last full run of \`${command}\`: ${footer}.\n`

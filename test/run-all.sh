@@ -4,7 +4,8 @@
 # CSI method), the partition torture test (test/partition: node plugins in
 # network namespaces of their own, links cut while they write), the real-Kubernetes e2e (test/e2e/run.sh:
 # the image built from the Dockerfile, `helm install` on a one-node cluster built from Go modules), and the NFS tests with csi-sanity on NFS (test/nfs/run.sh: a real
-# nfs-ganesha and a real kernel NFS client in a user-mode Linux guest). Prints a closing line "tests: N passed, M failed, K skipped".
+# nfs-ganesha and a real kernel NFS client in a user-mode Linux guest), and a smoke run of every
+# benchmark (bench/: tiny sizes, so that none rots; `npm run bench` is the real run). Prints a closing line "tests: N passed, M failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NODE_OPTIONS=--experimental-vm-modules FORCE_COLOR=0
@@ -20,6 +21,7 @@ stage integration npx jest --selectProjects integration --runInBand --json --out
 stage csi-sanity bash -c "node dist/test/sanity/sanity.js | tee '$results/sanity.txt'; exit \${PIPESTATUS[0]}"
 stage fuzz bash -c "node dist/test/fuzz/fuzz.js | tee '$results/fuzz.txt'; exit \${PIPESTATUS[0]}"
 stage partition-sshfs bash -c "node dist/test/partition/partition.js --rounds 20 | tee '$results/partition.txt'; a=\${PIPESTATUS[0]}; node dist/test/partition/partition.js --rounds 2 --control | tee -a '$results/partition.txt'; exit \$((a | PIPESTATUS[0]))"
+stage bench-smoke bash -c "node dist/bench/run.js --smoke | tee '$results/bench.txt'; exit \${PIPESTATUS[0]}"
 stage e2e bash -c "bash test/e2e/run.sh '$results'; rc=\$?; [ \$rc = 77 ] || exit \$rc"
 stage nfs bash -c "bash test/nfs/run.sh '$results'; rc=\$?; [ \$rc = 77 ] || exit \$rc"
 
@@ -35,7 +37,7 @@ for (const name of ['unit', 'integration', ...(e2eSkipped ? [] : ['e2e']), ...(n
         p += r.numPassedTests; f += r.numFailedTests + r.numRuntimeErrorTestSuites; s += r.numPendingTests + r.numTodoTests;
   } catch { f += 1; console.log(`(no results from ${name} tests)`); }
 }
-for (const [file, label] of [['sanity.txt', 'sanity'], ['fuzz.txt', 'fuzz'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs'], ['partition-nfs.txt', 'partition-nfs']])]) {
+for (const [file, label] of [['sanity.txt', 'sanity'], ['fuzz.txt', 'fuzz'], ['bench.txt', 'bench-smoke'], ['partition.txt', 'partition-sshfs'], ['partition.txt', 'partition-sshfs-control'], ...(nfsSkipped ? [] : [['sanity-nfs.txt', 'sanity-nfs'], ['partition-nfs.txt', 'partition-nfs']])]) {
   const text = fs.existsSync(`${dir}/${file}`) ? fs.readFileSync(`${dir}/${file}`, 'utf8') : '';
   const m = new RegExp(`^${label}: (\\d+) passed, (\\d+) failed, (\\d+) skipped`, 'm').exec(text);
   if (m) { p += +m[1]; f += +m[2]; s += +m[3]; } else { f += 1; console.log(`(no results from ${label})`); }

@@ -26,6 +26,9 @@ export interface Suite {
   run(ctx: BenchContext): Promise<Row[]>;
 }
 
+/** Thrown by a suite that cannot run here (a kernel feature, a tool): the run counts it as skipped, loudly. */
+export class Skipped extends Error {}
+
 /** Runs registered cleanups in reverse order, each once, reporting failures without throwing. */
 export class Cleanups {
   private readonly undo: Array<[string, () => Promise<unknown>]> = [];

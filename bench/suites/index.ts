@@ -2,5 +2,6 @@
 import type { Suite } from '../lib/context.js';
 import { provisioning } from './provisioning.js';
 import { scale } from './scale.js';
+import { nfs } from './nfs.js';
 
-export const SUITES: Suite[] = [provisioning, scale];
+export const SUITES: Suite[] = [provisioning, scale, nfs];
