@@ -40,7 +40,7 @@ export function deleteVolume({ backends, now, watch }: ControllerDeps): Controll
       if (!after && (await store.dirExists(ref.dir, signal))) log.info({ volume: req.volume_id, at: store.where(ref.dir) }, 'a directory of this name holds no tether volume, and more than a half-made one: left as it is');
       if (!after?.deletingAt) return {}; // gone already, retained, or not tether's
       if (after.onDelete === 'archive') await store.archiveVolume(ref.dir, now(), signal);
-      else await store.removeVolume(ref.dir, signal);
+      else await store.removeVolume(ref.dir, signal, after);
       return {};
     },
   };

@@ -216,13 +216,18 @@ export class VolumeStore {
     return this.fs.exists(dir, signal);
   }
 
-  /** Removes a volume: its data first, its record (and directory) last, so a retry after a crash finds what is left. */
-  async removeVolume(dir: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Removes a volume: its data first, its records (and directory) last, so a retry after a crash finds
+   * what is left. `deleting`, the record that marked it as being deleted, names the records there are
+   * (its own generation and the one before it) without a listing; anything else left is found and removed.
+   */
+  async removeVolume(dir: string, signal?: AbortSignal, deleting?: VolumeRecord): Promise<void> {
     await this.fs.removeTree(posix.join(dir, DATA_DIR), signal);
-    // What is left are tether's files (records, temporary files): unlinked, then the directory, empty unless something raced in.
-    const files = (await this.fs.list(dir, signal)).filter((e) => !e.isDirectory);
-    await Promise.all(files.map((e) => this.fs.removeFile(posix.join(dir, e.name), signal)));
-    await this.fs.removeTree(dir, signal);
+    const files = deleting
+      ? [deleting.generation, deleting.generation - 1].filter((g) => g >= 0).map(recordFile)
+      : (await this.fs.list(dir, signal)).filter((e) => !e.isDirectory).map((e) => e.name);
+    await Promise.all(files.map((name) => this.fs.removeFile(posix.join(dir, name), signal)));
+    await this.fs.removeTree(dir, signal); // empty by now, unless something else was left there (a temporary file)
   }
 
   /** Moves the whole volume directory under .archive/, out of tether's sight; returns where it went. */
