@@ -1,5 +1,6 @@
 // Every benchmark `npm run bench` runs, in this order.
 import type { Suite } from '../lib/context.js';
+import { attach } from './attach.js';
 import { provisioning } from './provisioning.js';
 
-export const SUITES: Suite[] = [provisioning];
+export const SUITES: Suite[] = [provisioning, attach];
