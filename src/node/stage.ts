@@ -126,8 +126,7 @@ export async function stageWithClaim(deps: NodeDeps, req: Pick<StageRequest, 'vo
     }
     throw err;
   }
-  await deps.recovery.staged(staging, spec);
-  await leases.clearFence(req.volume_id);
+  await Promise.all([deps.recovery.staged(staging, spec), leases.clearFence(req.volume_id)]);
 }
 
 function noteTakeover({ backends, metrics, nodeId }: NodeDeps, volumeId: string, claim: StageClaim, log: Logger): void {
