@@ -21,6 +21,11 @@ const DEFAULTS = [
   // AES-GCM first, the rest of ssh's defaults after it ("^" prepends; one value, since sshfs splits
   // options on commas): 20–35 % faster than the chacha20 default on AES-NI hardware.
   'Ciphers=^aes128-gcm@openssh.com',
+  // curve25519 first, the rest of ssh's defaults after it: the handshake is most of a mount's time,
+  // and OpenSSH 9.x's default sntrup761x25519 (post-quantum hybrid) key exchange made sshfs mounts
+  // ~1.8× slower (270 ms against 150 ms here, measured side by side). The trade: no post-quantum key
+  // exchange unless a user asks for it (KexAlgorithms=^sntrup761x25519-sha512@openssh.com).
+  'KexAlgorithms=^curve25519-sha256',
 ];
 
 /** Sequential reads over sshfs run ~1.5× faster with 1 MiB of read-ahead than with FUSE's 128 KiB. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { run } from '../util/exec.js';
+import { stopIfEnded } from '../csi/errors.js';
+import { withTimeout } from '../util/time.js';
 
 export interface MountEntry {
   target: string;
@@ -10,13 +11,16 @@ export interface MountEntry {
   device: string;
 }
 
+/** How long a read of /proc/self/mountinfo may take (it waits for the kernel's mount lock, never for a server). */
+const MOUNTINFO_TIMEOUT_MS = 10_000;
+
 /**
- * The mount table from findmnt. findmnt reads /proc/self/mountinfo and touches no mount, so a hung
- * server cannot stall it.
+ * The mount table, as `findmnt --list --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN` shows it (see
+ * entryOf), from /proc/self/mountinfo read in this process: no child process, and it touches no
+ * mount, so a hung server cannot stall it; bounded in time all the same.
  */
 export async function readMountTable(signal?: AbortSignal): Promise<MountEntry[]> {
-  const out = await run('findmnt', ['--list', '--json', '--output', 'TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN'], { timeoutMs: 10_000, signal });
-  return parseFindmnt(out);
+  return (await readMountInfo(signal)).map(entryOf);
 }
 
 /** A line of /proc/self/mountinfo: the kernel's own view, with the mounted directory (`root`) of the filesystem. */
@@ -27,16 +31,22 @@ export interface MountInfo {
   fstype: string;
   source: string;
   device: string;
+  /** The mount's (VFS) and the filesystem's options, merged as libmount does: "ro" or "rw" first, then the rest. */
+  options: string[];
 }
 
 /**
  * /proc/self/mountinfo, read in this process (no child process, and it touches no mount). Cheap
- * enough for every file operation of the controller's NFS export mount, where findmnt's process
- * would cost more than the operation.
+ * enough for every file operation of the controller's NFS export mount and every node call, where a
+ * findmnt process would cost more than the operation.
  */
-export async function readMountInfo(): Promise<MountInfo[]> {
-  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+export async function readMountInfo(signal?: AbortSignal): Promise<MountInfo[]> {
+  stopIfEnded(signal, 'reading the mount table');
+  return parseMountInfo(await withTimeout(readFile('/proc/self/mountinfo', 'utf8'), MOUNTINFO_TIMEOUT_MS, 'reading /proc/self/mountinfo'));
 }
+
+/** The kernel's mark of a mount point whose directory was removed (libmount drops it, and so does this). */
+const DELETED = ' (deleted)';
 
 export function parseMountInfo(text: string): MountInfo[] {
   const unescape = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -44,20 +54,32 @@ export function parseMountInfo(text: string): MountInfo[] {
     const [left, right] = line.split(' - ');
     const l = left?.split(' ') ?? [];
     const r = right?.split(' ') ?? [];
-    if (l.length < 5 || r.length < 2) return [];
-    return [{ device: l[2]!, root: unescape(l[3]!), target: unescape(l[4]!), fstype: r[0]!, source: unescape(r[1]!) }];
+    if (l.length < 6 || r.length < 3) return [];
+    const target = unescape(l[4]!);
+    return [{
+      device: l[2]!,
+      root: unescape(l[3]!),
+      target: target.endsWith(DELETED) ? target.slice(0, -DELETED.length) : target,
+      fstype: unescape(r[0]!),
+      source: unescape(r[1]!),
+      options: mergeOptions(unescape(l[5]!), unescape(r[2]!)),
+    }];
   });
 }
 
-export function parseFindmnt(json: string): MountEntry[] {
-  const parsed = JSON.parse(json) as { filesystems?: Record<string, string | null>[] };
-  return (parsed.filesystems ?? []).map((f) => ({
-    target: f.target ?? '',
-    source: f.source ?? '',
-    fstype: f.fstype ?? '',
-    options: (f.options ?? '').split(','),
-    device: f['maj:min'] ?? '',
-  }));
+/** libmount's merge of a mount's VFS options and its filesystem's: one "ro" or "rw" (ro if either says ro) first, then the others in order. */
+export function mergeOptions(vfs: string, fs: string): string[] {
+  if (vfs === fs) return vfs.split(',');
+  const all = [...vfs.split(','), ...fs.split(',')].filter((o) => o !== '');
+  return [all.includes('ro') ? 'ro' : 'rw', ...all.filter((o) => o !== 'rw' && o !== 'ro')];
+}
+
+/**
+ * A mountinfo line as findmnt shows it: the source of a bind mount of a subdirectory (root not "/")
+ * is `source[/sub]` (an NFS mount's root is always "/": its source names the subdirectory itself).
+ */
+export function entryOf(m: MountInfo): MountEntry {
+  return { target: m.target, source: m.root === '/' ? m.source : `${m.source}[${m.root}]`, fstype: m.fstype, options: m.options, device: m.device };
 }
 
 /** The topmost mount at exactly `path`, if any. */

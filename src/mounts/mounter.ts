@@ -38,7 +38,7 @@ export class Mounter {
   }
 
   /**
-   * Mounts `spec` at `target` and checks with findmnt that exactly that is mounted there. One mount
+   * Mounts `spec` at `target` and checks in the mount table that exactly that is mounted there. One mount
    * or secret removal at a time per target: two volumes a CO stages at one path at once (each under
    * its own volume's lock) must not share, overwrite or remove each other's secret files.
    */

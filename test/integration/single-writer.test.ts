@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { csiClient, type CsiClient } from '../support/csi-client.js';
 import { startDriver, type RunningDriver } from '../support/driver.js';
-import { CMD_TIMEOUT_MS, cat, failure, isMounted, mountCap, mountsUnder, recordOn, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
+import { CMD_TIMEOUT_MS, cat, exists, failure, isMounted, mountCap, mountsUnder, recordOn, tearDown, uniq, volumeDir, write } from '../support/helpers.js';
 import { startSshServer, type SshServer } from '../support/sshd.js';
 
 const RWO = mountCap('SINGLE_NODE_WRITER');
@@ -88,7 +88,9 @@ describe('without ControllerPublish, node claims keep a single-writer volume on 
 
     const refused = await failure(stage(nodeB, id, 'app'), status.FAILED_PRECONDITION);
     expect(refused.details).toContain('node-a');
+    // node-b mounts while its claim is decided: refused, the mount it made is gone, and its key copy with it.
     expect(await isMounted(paths(nodeB, 'app').staging)).toBe(false);
+    expect(await exists(join(nodeB.driver.dir, 'run', 'mounts', Buffer.from(paths(nodeB, 'app').staging).toString('base64url').slice(-120)))).toBe(false);
     nodeB.staged.delete(paths(nodeB, 'app').staging);
 
     await unpublish(nodeA, id, 'app');

@@ -67,6 +67,8 @@ describe('SshfsBackend.mountSpec', () => {
     ['a comma-joined flag wins', ['noatime,ConnectTimeout=3'], [], 'ConnectTimeout', 'ConnectTimeout=3'],
     ['a user ServerAliveCountMax wins', [], ['ServerAliveCountMax=9'], 'ServerAliveCountMax', 'ServerAliveCountMax=9'],
     ['a user Ciphers wins over the default one', ['Ciphers=chacha20-poly1305@openssh.com'], [], 'Ciphers', 'Ciphers=chacha20-poly1305@openssh.com'],
+    ['nothing set: curve25519 key exchange first', [], [], 'KexAlgorithms', 'KexAlgorithms=^curve25519-sha256'],
+    ['a user KexAlgorithms wins over the default one', [], ['KexAlgorithms=^sntrup761x25519-sha512@openssh.com'], 'KexAlgorithms', 'KexAlgorithms=^sntrup761x25519-sha512@openssh.com'],
   ])('%s (%j, %j): %s appears once, as %s', (_, flags, mountOptions, key, expected) => {
     const options = optionsOf(backend({ mountOptions }).mountSpec('pvc-1', request({ flags })).args(TARGET, SECRET_DIR));
     expect(valuesOf(options, key)).toEqual([expected]);
