@@ -44,6 +44,9 @@ export interface Contention {
 
 const CONTENTION: Contention = { attempts: 40, maxBackoffMs: 250 };
 
+/** How many volumes' last records a store remembers (see VolumeStore.decide). */
+const RECENT_RECORDS = 4096;
+
 /** A record as a caller read it (readVolume): undefined if there was none. */
 export interface ReadVolume {
   record: VolumeRecord | undefined;
@@ -52,6 +55,8 @@ export interface ReadVolume {
 export class VolumeStore {
   /** Foreign directories already logged (lost+found and the like): said once, not on every List. */
   private readonly ignored = new Set<string>();
+  /** The record this process last wrote or read of each volume, newest last (see decide). */
+  private readonly recent = new Map<string, VolumeRecord>();
 
   constructor(
     readonly backend: Backend,
@@ -79,11 +84,18 @@ export class VolumeStore {
     for (let attempt = 1; ; attempt++) {
       const { files, hasData } = await this.listVolumeDir(dir, signal);
       const latest = files.at(-1);
-      if (latest === undefined) return { record: undefined, hasData };
+      if (latest === undefined) {
+        this.remember(dir, undefined);
+        return { record: undefined, hasData };
+      }
       const path = posix.join(dir, recordFile(latest.generation));
       const bytes = await this.fs.readFile(path, signal, latest.size);
       // Gone between the listing and the read: a writer cleaned it up after two newer ones. List again.
-      if (bytes) return { record: { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest.generation }, hasData };
+      if (bytes) {
+        const record: VolumeRecord = { ...parseRecord(volumeRecord, bytes, this.where(path)), generation: latest.generation };
+        this.remember(dir, record);
+        return { record, hasData };
+      }
       if (attempt === this.contention.attempts) throw aborted(`the record of volume ${this.where(dir)} kept changing while this call read it; retry`);
     }
   }
@@ -102,9 +114,7 @@ export class VolumeStore {
   async updateVolume(dir: string, change: (current: VolumeRecord | undefined) => NewVolumeRecord | undefined, signal?: AbortSignal, read?: ReadVolume): Promise<VolumeRecord | undefined> {
     for (let attempt = 1; attempt <= this.contention.attempts; attempt++) {
       if (attempt > 1) await sleep(Math.random() * Math.min(this.contention.maxBackoffMs, 2 ** attempt)); // many writers: spread them out
-      // The caller's own read saves one on the first attempt: if it is stale, the exclusive link fails (or a newer generation shows) and the next attempt reads.
-      const current = attempt === 1 && read ? read.record : await this.readVolume(dir, signal);
-      const next = change(current);
+      const { current, next } = await this.decide(dir, change, attempt === 1, read, signal);
       if (next === current || next === undefined) return current;
       const base = current?.generation ?? 0;
       const record: VolumeRecord = { ...next, generation: base + 1, writeId: randomBytes(8).toString('hex') };
@@ -112,13 +122,44 @@ export class VolumeStore {
       if (!(await this.fs.linkExclusive(file, encodeRecord(record), signal))) continue;
       const generations = await this.generations(dir);
       if (generations.at(-1) === record.generation) {
-        // Committed. Older generations are no one's to read any more: best effort, even after the call ended.
-        for (const old of generations.filter((g) => g < base)) await this.fs.removeFile(posix.join(dir, recordFile(old))).catch(() => undefined);
+        this.remember(dir, record);
+        // Committed. Older generations are no one's to read any more: removed in the background, best effort.
+        void Promise.all(generations.filter((g) => g < base).map((old) => this.fs.removeFile(posix.join(dir, recordFile(old))))).catch(() => undefined);
         return record;
       }
       await this.fs.removeFile(file); // a newer generation exists: ours was made on a stale read
     }
     throw aborted(`the record of volume ${this.where(dir)} changed ${this.contention.attempts} times while this call tried to change it; retry`);
+  }
+
+  /**
+   * The record a change starts from, and the change. On the first attempt, the caller's own read of
+   * this call, if it made one, is used as it is; otherwise the record this process last wrote or read is tried first (most
+   * changes follow this process's own: a node renewing its lease, releasing its claim) and saves a
+   * read — if it is stale, the exclusive link fails or a newer generation shows, and the next
+   * attempt reads. Later attempts always read. A change that would keep or refuse the remembered record is decided again on a
+   * fresh read: no answer is given from memory.
+   */
+  private async decide(dir: string, change: (current: VolumeRecord | undefined) => NewVolumeRecord | undefined, first: boolean, read: ReadVolume | undefined, signal?: AbortSignal) {
+    const remembered = first && !read ? this.recent.get(dir) : undefined;
+    if (remembered) {
+      try {
+        const next = change(remembered);
+        if (next !== undefined && next !== remembered) return { current: remembered as VolumeRecord | undefined, next };
+      } catch {
+        // decided again below, on what is there now
+      }
+    }
+    const current = first && read ? read.record : await this.readVolume(dir, signal);
+    return { current, next: change(current) };
+  }
+
+  /** Keeps the record this process last saw of a volume (a hint for decide, never an answer); a few thousand at most. */
+  private remember(dir: string, record: VolumeRecord | undefined): void {
+    this.recent.delete(dir);
+    if (!record) return;
+    this.recent.set(dir, record);
+    if (this.recent.size > RECENT_RECORDS) this.recent.delete(this.recent.keys().next().value!);
   }
 
   /** The generations of a volume's record, ascending (a v0.1 `volume.json` is generation 0). */
@@ -222,6 +263,7 @@ export class VolumeStore {
    * (its own generation and the one before it) without a listing; anything else left is found and removed.
    */
   async removeVolume(dir: string, signal?: AbortSignal, deleting?: VolumeRecord): Promise<void> {
+    this.remember(dir, undefined);
     await this.fs.removeTree(posix.join(dir, DATA_DIR), signal);
     const files = deleting
       ? [deleting.generation, deleting.generation - 1].filter((g) => g >= 0).map(recordFile)
