@@ -51,10 +51,11 @@ async function plainSshfs(server: SshServer, knownHosts: string, dir: string, mn
   }
 }
 
-/** `ssh host ARGS…` with the baselines' login and `cipher`, its output to /dev/null; the ms it took. */
+/** `ssh host ARGS…` with the baselines' login and tether's cipher, its output to /dev/null; the ms it took. */
 function sshRun(server: SshServer, knownHosts: string, args: string[]): Promise<number> {
   const options = [...login(server, knownHosts), `Ciphers=${SSH_CIPHER}`].flatMap((o) => ['-o', o]);
-  return timed(() => run('ssh', ['-p', String(server.port), ...options, `${server.user}@${server.host}`, ...args]));
+  const argv = ['-p', String(server.port), ...options, `${server.user}@${server.host}`, ...args];
+  return timed(() => execa('ssh', argv, { timeout: CMD_TIMEOUT_MS, stdin: 'ignore', stdout: 'ignore' }));
 }
 
 const ddWrite = (file: string, mib: number) => run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync']);
@@ -99,27 +100,28 @@ export const datapath: Suite = {
     type Side = 'plain' | 'tether';
     const mounted: Record<Side, string> = { plain: plainMnt, tether: target };
     const onServer: Record<Side, string> = { plain: plainDir, tether: join(server.root, volumeDir(volumeId), 'data') };
-    const seq = (side: Side) => join(mounted[side], 'seq.bin');
-    const catTether = () => sshRun(server, knownHosts, ['cat', '--', join(onServer.tether, 'seq.bin')]);
+    // A new name every sample: files are removed on the server, behind the mounts' attribute caches.
+    const seq = (side: Side, r: number | string) => join(mounted[side], `seq-${r}.bin`);
+    const catTether = (r: number | string) => sshRun(server, knownHosts, ['cat', '--', join(onServer.tether, `seq-${r}.bin`)]);
     const handshake = () => sshRun(server, knownHosts, ['true']);
 
     // Warm-up, untimed: binaries and the server's sftp child in the page cache, both mounts in use.
     for (const side of ['plain', 'tether'] as const) {
-      await ddWrite(seq(side), 1);
-      await ddRead(seq(side));
+      await ddWrite(seq(side, 'warm'), 1);
+      await ddRead(seq(side, 'warm'));
     }
-    await catTether();
+    await catTether('warm');
 
     const samples = { write: { plain: [] as number[], tether: [] as number[] }, read: { cat: [] as number[], tether: [] as number[], plain: [] as number[] }, small: { plain: [] as number[], tether: [] as number[] } };
     for (let r = 0; r < ctx.runs; r++) {
       const sides = rotate(r, ['plain', 'tether'] as const);
       for (const side of sides) {
         await run('sync', []);
-        samples.write[side].push(mib / ((await timed(() => ddWrite(seq(side), mib))) / 1000));
+        samples.write[side].push(mib / ((await timed(() => ddWrite(seq(side, r), mib))) / 1000));
       }
       for (const reader of rotate(r, ['cat', 'tether', 'plain'] as const)) {
         await dropCaches('3');
-        const ms = reader === 'cat' ? (await catTether()) - (await handshake()) : await timed(() => ddRead(seq(reader)));
+        const ms = reader === 'cat' ? (await catTether(r)) - (await handshake()) : await timed(() => ddRead(seq(reader, r)));
         samples.read[reader].push(mib / (ms / 1000));
       }
       const dirs = sides.map((side) => join(mounted[side], `small-${r}`));
@@ -129,7 +131,7 @@ export const datapath: Suite = {
       sides.forEach((side, i) => samples.small[side].push(rate(files, ms[i]!)));
       for (const side of sides) { // on the server's disk, not through sshfs
         await rm(join(onServer[side], `small-${r}`), { recursive: true, force: true });
-        await rm(join(onServer[side], 'seq.bin'), { force: true });
+        await rm(join(onServer[side], `seq-${r}.bin`), { force: true });
       }
       const last = (xs: number[]) => xs.at(-1)!.toFixed(0);
       ctx.progress(`run ${r + 1}/${ctx.runs}: write MiB/s plain ${last(samples.write.plain)} tether ${last(samples.write.tether)}; `
