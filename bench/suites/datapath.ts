@@ -13,9 +13,10 @@
 // cache) plus the robustness options users add to them. csi-sshfs (chr-fritz/csi-sshfs,
 // pkg/sshfs/nodeserver.go) runs `sshfs -o IdentityFile=…,StrictHostKeyChecking=no,
 // UserKnownHostsFile=/dev/null` and nothing else; the Docker plugin vieux/docker-volume-sshfs runs
-// `sshfs -oStrictHostKeyChecking=no` plus whatever the volume's options say, its README suggesting
-// none for speed. So the baseline is `reconnect,ServerAliveInterval=15,ServerAliveCountMax=3` and the
-// key and pinned host key (BatchMode, a known_hosts file instead of trusting any key: no speed effect).
+// `sshfs -oStrictHostKeyChecking=no` plus whatever options the user gives the volume. So the
+// baseline is sshfs's defaults with `reconnect,ServerAliveInterval=15,ServerAliveCountMax=3`, what
+// users commonly add for robustness, and the key and pinned host key (BatchMode, a known_hosts file
+// instead of trusting any key: no speed effect).
 //
 // Every sample drops the page cache (server and node are this machine) between writing and reading,
 // and before each read; the sides take turns, who goes first rotating from sample to sample.
