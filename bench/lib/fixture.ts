@@ -11,8 +11,9 @@ import type { BenchContext } from './context.js';
 export const CAPABILITY = mountCap('SINGLE_NODE_MULTI_WRITER');
 export const GIB = String(2 ** 30);
 
-export async function sshServer(ctx: BenchContext): Promise<SshServer> {
-  const server = await startSshServer();
+/** A throwaway sshd; `commands`: it runs commands too (`ssh … cat FILE`), not only SFTP. */
+export async function sshServer(ctx: BenchContext, opts: { commands?: boolean } = {}): Promise<SshServer> {
+  const server = await startSshServer(opts);
   ctx.defer('stop sshd', () => server.stop());
   return server;
 }

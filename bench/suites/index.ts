@@ -1,8 +1,9 @@
 // Every benchmark `npm run bench` runs, in this order.
 import type { Suite } from '../lib/context.js';
 import { attach } from './attach.js';
+import { datapath } from './datapath.js';
 import { nfs } from './nfs.js';
 import { provisioning } from './provisioning.js';
 import { scale } from './scale.js';
 
-export const SUITES: Suite[] = [provisioning, attach, scale, nfs];
+export const SUITES: Suite[] = [provisioning, attach, datapath, scale, nfs];

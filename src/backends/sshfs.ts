@@ -8,6 +8,9 @@ import { SftpFs } from './sftp-fs.js';
 import { SftpPool, SftpSession } from './sftp-session.js';
 import { SSHFS_OPTIONS } from './sshfs-options.js';
 
+/** The cipher tether puts first: AES-GCM, 20–35 % faster than ssh's default chacha20 on AES-NI hardware. */
+export const SSH_CIPHER = 'aes128-gcm@openssh.com';
+
 /**
  * Options tether always sets, after the user's: ssh keeps the first value it sees, so a user's
  * ServerAliveInterval wins, while identity and host-key trust are tether's alone (the allowlist
@@ -19,8 +22,8 @@ const DEFAULTS = [
   'ServerAliveCountMax=3',
   'ConnectTimeout=10',
   // AES-GCM first, the rest of ssh's defaults after it ("^" prepends; one value, since sshfs splits
-  // options on commas): 20–35 % faster than the chacha20 default on AES-NI hardware.
-  'Ciphers=^aes128-gcm@openssh.com',
+  // options on commas).
+  `Ciphers=^${SSH_CIPHER}`,
   // curve25519 first, the rest of ssh's defaults after it: the handshake is most of a mount's time,
   // and OpenSSH 9.x's default sntrup761x25519 (post-quantum hybrid) key exchange made sshfs mounts
   // ~1.8× slower (270 ms against 150 ms here, measured side by side). The trade: no post-quantum key

@@ -51,8 +51,9 @@ export async function freePort(): Promise<number> {
 /**
  * `root`: serve this directory (another server's root, say: two servers, one backend); default: a new one.
  * `netns`: run sshd in this network namespace, listening on every address there, reached at `host`.
+ * `commands`: also run commands (`ssh … cat FILE`, a benchmark's baseline); default: SFTP only.
  */
-export async function startSshServer(opts: { port?: number; root?: string; netns?: { name: string; host: string } } = {}): Promise<SshServer> {
+export async function startSshServer(opts: { port?: number; root?: string; netns?: { name: string; host: string }; commands?: boolean } = {}): Promise<SshServer> {
   const port = opts.port ?? (await freePort());
   const listenOn = opts.netns ? '0.0.0.0' : HOST;
   const workDir = await realpath(await mkdtemp(join(tmpdir(), 'tether-sshd-')));
@@ -87,7 +88,7 @@ export async function startSshServer(opts: { port?: number; root?: string; netns
       'AllowTcpForwarding no',
       'X11Forwarding no',
       'Subsystem sftp internal-sftp',
-      'ForceCommand internal-sftp',
+      ...(opts.commands ? [] : ['ForceCommand internal-sftp']),
       'LogLevel VERBOSE',
       'MaxStartups 100',
       'MaxSessions 100',
