@@ -9,7 +9,7 @@ import { groupControllerService } from './controller/group-snapshots.js';
 import { serveHealth } from './grpc/health.js';
 import { serveRegistration } from './grpc/kubelet-registration.js';
 import { KeyedLocks } from './grpc/locks.js';
-import { Metrics } from './grpc/metrics.js';
+import { QUIET_METRICS, type MetricsSink } from './grpc/metrics-sink.js';
 import { loadCsiRoot } from './grpc/proto.js';
 import { buildRedactor } from './grpc/redact.js';
 import { buildRequestLimits } from './grpc/limits.js';
@@ -52,7 +52,9 @@ async function main(): Promise<void> {
     ),
     log,
   );
-  const metrics = new Metrics();
+  // prom-client only when its metrics are served.
+  const prometheus = config.metricsAddress ? new (await import('./grpc/metrics.js')).Metrics() : undefined;
+  const metrics: MetricsSink = prometheus ?? QUIET_METRICS;
   const register = registration(config, backends, log);
 
   const services: ServiceSet = { Identity: identityService(config.driverName, config.mode !== 'node') };
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
   }
   const root = loadCsiRoot();
   const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
-  const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
+  const metricsServer = prometheus && config.metricsAddress ? await prometheus.serve(config.metricsAddress) : undefined;
   const healthServer = config.healthAddress ? await serveHealth(config.healthAddress, config.socketPath, log) : undefined;
   // Last, once the CSI socket answers: the kubelet calls NodeGetInfo as soon as it has registered the driver.
   const kubelet = config.kubeletRegistration ? await serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
