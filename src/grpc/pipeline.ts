@@ -63,7 +63,7 @@ export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req:
     rpc.validate?.(req);
     key = rpc.lockKey?.(req);
     if (key !== undefined) lock = deps.locks.acquire(key, method);
-    work = rpc.handle(req, callContext(ending, deps.log, method, key));
+    work = rpc.handle(req, new LazyCallContext(ending, deps.log, method, key));
     return await bounded(work, bounds, ending, deps.maxCallMs);
   } catch (err) {
     const known = toCsiError(err);
@@ -101,17 +101,24 @@ export class CallEnding {
   }
 }
 
-/** The handler's context: the signal and the call's child logger are made on first use. */
-function callContext(ending: CallEnding, log: Logger, method: string, key: string | undefined): CallContext {
-  let child: Logger | undefined;
-  return {
-    get signal() {
-      return ending.signal;
-    },
-    get log() {
-      return (child ??= log.child({ method, key }));
-    },
-  };
+/** The handler's context: the signal and the call's child logger are made on first use (prototype getters: no closures per call). */
+class LazyCallContext implements CallContext {
+  private child: Logger | undefined;
+
+  constructor(
+    private readonly ending: CallEnding,
+    private readonly parent: Logger,
+    private readonly method: string,
+    private readonly key: string | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.ending.signal;
+  }
+
+  get log(): Logger {
+    return (this.child ??= this.parent.child({ method: this.method, key: this.key }));
+  }
 }
 
 /**
@@ -150,7 +157,13 @@ function record(method: string, quiet: boolean | undefined, req: unknown, key: s
   deps.log[level](line, failure ? `${method} failed` : method);
 }
 
-const requestType = (method: string) => `csi.v1.${method}Request`;
+const requestTypes = new Map<string, string>();
+/** `csi.v1.<method>Request`, made once per method. */
+function requestType(method: string): string {
+  let name = requestTypes.get(method);
+  if (name === undefined) requestTypes.set(method, (name = `csi.v1.${method}Request`));
+  return name;
+}
 
 function boundsOf(call: ServerUnaryCall<unknown, unknown>): CallBounds {
   const callDeadline = call.getDeadline();
