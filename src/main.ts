@@ -4,31 +4,23 @@ import path from 'node:path';
 import { ConfigError, loadConfig, readBackendConfig, type Config } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
 import { NfsBackend } from './backends/nfs.js';
-import { controllerService } from './controller/service.js';
-import { groupControllerService } from './controller/group-snapshots.js';
-import { serveHealth } from './grpc/health.js';
-import { serveRegistration } from './grpc/kubelet-registration.js';
 import { KeyedLocks } from './grpc/locks.js';
-import { Metrics } from './grpc/metrics.js';
+import { QUIET_METRICS, type MetricsSink } from './grpc/metrics-sink.js';
 import { loadCsiRoot } from './grpc/proto.js';
 import { buildRedactor } from './grpc/redact.js';
 import { buildRequestLimits } from './grpc/limits.js';
 import type { ServiceSet } from './grpc/rpc.js';
 import { serve } from './grpc/server.js';
 import { identityService, VERSION } from './identity.js';
-import { KeeperClient, KeeperMounter } from './keeper/client.js';
-import { serveKeeper } from './keeper/server.js';
-import { KeeperService } from './keeper/service.js';
-import { readMountTable } from './mounts/mount-table.js';
-import { Mounter } from './mounts/mounter.js';
-import { ClaimKeeper } from './node/claim-keeper.js';
-import { LeaseKeeper } from './node/leases.js';
-import { MountRecovery } from './node/recovery.js';
-import { nodeService } from './node/service.js';
+import type { ClaimKeeper } from './node/claim-keeper.js';
+import type { LeaseKeeper } from './node/leases.js';
+import type { MountRecovery } from './node/recovery.js';
 import { monotonicMs } from './util/time.js';
 import { LeaseWatch } from './volumes/lease.js';
 import { Backends } from './volumes/registry.js';
-import { COLLECTOR_LIMITS, collectOrphans } from './volumes/collector.js';
+
+// What only some modes or flags need is imported when they do (dynamic imports: chunks of the
+// bundle that a process of another mode never reads or compiles; see scripts/bundle.mjs).
 
 const REGISTER_RETRY_MS = 30_000;
 /** The collector of orphans runs this long after start, then at this interval. */
@@ -52,12 +44,15 @@ async function main(): Promise<void> {
     ),
     log,
   );
-  const metrics = new Metrics();
+  // prom-client only when its metrics are served.
+  const prometheus = config.metricsAddress ? new (await import('./grpc/metrics.js')).Metrics() : undefined;
+  const metrics: MetricsSink = prometheus ?? QUIET_METRICS;
   const register = registration(config, backends, log);
 
   const services: ServiceSet = { Identity: identityService(config.driverName, config.mode !== 'node') };
   const watch = new LeaseWatch(config.lease.termMs, monotonicMs);
   if (config.mode !== 'node') {
+    const [{ controllerService }, { groupControllerService }] = await Promise.all([import('./controller/service.js'), import('./controller/group-snapshots.js')]);
     collectPeriodically(backends, log);
     const deps = { backends, now: () => new Date(), watch, metrics };
     services.Controller = controllerService(deps);
@@ -67,10 +62,19 @@ async function main(): Promise<void> {
   let claims: ClaimKeeper | undefined;
   let leases: LeaseKeeper | undefined;
   let recovery: MountRecovery | undefined;
-  const keeper = config.mountKeeper ? new KeeperClient(config.mountKeeper) : undefined;
+  const keeperModule = config.mountKeeper ? await import('./keeper/client.js') : undefined;
+  const keeper = keeperModule && config.mountKeeper ? new keeperModule.KeeperClient(config.mountKeeper) : undefined;
   if (config.mode !== 'controller') {
+    const [{ readMountTable }, { Mounter }, { ClaimKeeper }, { LeaseKeeper }, { MountRecovery }, { nodeService }] = await Promise.all([
+      import('./mounts/mount-table.js'),
+      import('./mounts/mounter.js'),
+      import('./node/claim-keeper.js'),
+      import('./node/leases.js'),
+      import('./node/recovery.js'),
+      import('./node/service.js'),
+    ]);
     // With a mount keeper, sshfs mounts are made and held by it and outlive this process's container.
-    const mounter = keeper ? new KeeperMounter(config.runtimeDir, log, keeper) : new Mounter(config.runtimeDir, log);
+    const mounter = keeperModule && keeper ? new keeperModule.KeeperMounter(config.runtimeDir, log, keeper) : new Mounter(config.runtimeDir, log);
     const { nodeId, runtimeDir } = config;
     leases = new LeaseKeeper({ backends, mounter, nodeId, terms: config.lease, runtimeDir, metrics, log });
     claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, leases, log });
@@ -78,16 +82,18 @@ async function main(): Promise<void> {
     const leaseContext = { watch, termMs: config.lease.termMs };
     services.Node = nodeService({ backends, mounter, claims, leases, recovery, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
     await leases.resume(); // first: a volume whose lease lapsed while this plugin was down is fenced, never recovered
-    claims.reconcile(await readMountTable());
+    const table = readMountTable();
+    loadCsiRoot(); // parsed while findmnt runs
+    claims.reconcile(await table);
     await claims.resumeReleases();
     recovery.start();
   }
   const root = loadCsiRoot();
   const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
-  const metricsServer = config.metricsAddress ? await metrics.serve(config.metricsAddress) : undefined;
-  const healthServer = config.healthAddress ? await serveHealth(config.healthAddress, config.socketPath, log) : undefined;
+  const metricsServer = prometheus && config.metricsAddress ? await prometheus.serve(config.metricsAddress) : undefined;
+  const healthServer = config.healthAddress ? await (await import('./grpc/health.js')).serveHealth(config.healthAddress, config.socketPath, log) : undefined;
   // Last, once the CSI socket answers: the kubelet calls NodeGetInfo as soon as it has registered the driver.
-  const kubelet = config.kubeletRegistration ? await serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
+  const kubelet = config.kubeletRegistration ? await (await import('./grpc/kubelet-registration.js')).serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
   log.info(
     { version: VERSION, mode: config.mode, endpoint: config.endpoint, backends: backends.names(), metrics: metricsServer?.url, health: healthServer?.url, registration: kubelet?.socketPath, mountKeeper: config.mountKeeper },
     'tether is serving',
@@ -117,6 +123,7 @@ async function main(): Promise<void> {
  * no CSI, no backend sessions, no metrics — it is meant to be updated rarely.
  */
 async function runKeeper(config: Config, log: Logger): Promise<void> {
+  const [{ Mounter }, { KeeperService }, { serveKeeper }] = await Promise.all([import('./mounts/mounter.js'), import('./keeper/service.js'), import('./keeper/server.js')]);
   const mounter = new Mounter(path.join(config.runtimeDir, 'keeper'), log);
   const service = new KeeperService({ mounter, allowedRoots: config.keeperAllowedRoots, readConfig: () => readBackendConfig(config.configPath), version: VERSION, log });
   await service.sweep(log);
@@ -140,6 +147,7 @@ function collectPeriodically(backends: Backends, log: Logger): void {
   const runOnce = async () => {
     if (running) return;
     running = true;
+    const { COLLECTOR_LIMITS, collectOrphans } = await import('./volumes/collector.js');
     for (const store of backends.all()) {
       await collectOrphans(store, new Date(), COLLECTOR_LIMITS, log).catch((err: unknown) => log.warn({ backend: store.backend.name, err: (err as Error).message }, 'the collector of orphans could not finish; it tries again in an hour'));
     }

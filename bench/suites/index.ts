@@ -3,7 +3,9 @@ import type { Suite } from '../lib/context.js';
 import { attach } from './attach.js';
 import { datapath } from './datapath.js';
 import { nfs } from './nfs.js';
+import { overhead } from './overhead.js';
+import { processSuite } from './process.js';
 import { provisioning } from './provisioning.js';
 import { scale } from './scale.js';
 
-export const SUITES: Suite[] = [provisioning, attach, datapath, scale, nfs];
+export const SUITES: Suite[] = [provisioning, attach, datapath, overhead, processSuite, scale, nfs];

@@ -1,4 +1,4 @@
-import type { Metrics } from '../grpc/metrics.js';
+import type { MetricsSink } from '../grpc/metrics-sink.js';
 import type { LeaseWatch } from '../volumes/lease.js';
 import type { Backends } from '../volumes/registry.js';
 
@@ -9,5 +9,5 @@ export interface ControllerDeps {
   now: () => Date;
   /** This process's watch over nodes' leases: a ControllerPublish takes over only a lease it saw lapse. */
   watch: LeaseWatch;
-  metrics: Metrics;
+  metrics: MetricsSink;
 }

@@ -40,7 +40,10 @@ export function buildRequestLimits(root: protobuf.Root): (typeName: string, mess
   const types = new Map<string, protobuf.Type>();
   const visit = (ns: protobuf.NamespaceBase) => {
     for (const obj of ns.nestedArray) {
-      if ('fieldsArray' in obj) types.set((obj as protobuf.Type).fullName, obj as protobuf.Type);
+      if ('fieldsArray' in obj) {
+        const type = obj as protobuf.Type;
+        types.set(type.fullName, type).set(type.fullName.slice(1), type); // with and without the leading dot: no string built per call
+      }
       if ('nestedArray' in obj) visit(obj as protobuf.NamespaceBase);
     }
   };
@@ -77,7 +80,7 @@ export function buildRequestLimits(root: protobuf.Root): (typeName: string, mess
   };
 
   return (typeName, message) => {
-    const type = types.get(typeName.startsWith('.') ? typeName : `.${typeName}`);
+    const type = types.get(typeName);
     if (type) checkMessage(type, message, '');
   };
 }

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { httpUrl, listenOn } from '../util/listen.js';
+import type { MetricsSink } from './metrics-sink.js';
 
 /** Prometheus metrics of one driver process: calls, errors by gRPC code, latency; leases taken over, fences. */
-export class Metrics {
+export class Metrics implements MetricsSink {
   readonly registry = new Registry();
   readonly calls = new Counter({
     name: 'tether_csi_calls_total',

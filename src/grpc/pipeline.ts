@@ -3,12 +3,12 @@ import type { Logger } from 'pino';
 import { CsiError, deadline, toCsiError } from '../csi/errors.js';
 import { boundMessage, clipForLog } from './limits.js';
 import type { KeyedLocks, Lock } from './locks.js';
-import type { Metrics } from './metrics.js';
-import type { Rpc, ServiceSet } from './rpc.js';
+import type { MetricsSink } from './metrics-sink.js';
+import type { CallContext, Rpc, ServiceSet } from './rpc.js';
 
 export interface PipelineDeps {
   log: Logger;
-  metrics: Metrics;
+  metrics: MetricsSink;
   locks: KeyedLocks;
   redact: (typeName: string, message: unknown) => unknown;
   /** Throws INVALID_ARGUMENT for a request field over its size limit (see limits.ts). */
@@ -53,7 +53,7 @@ export function implementService(definition: ServiceDefinition, rpcs: NonNullabl
  */
 export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req: Req, bounds: CallBounds, deps: PipelineDeps): Promise<Res> {
   const started = process.hrtime.bigint();
-  const controller = new AbortController();
+  const ending = new CallEnding();
   let key: string | undefined;
   let lock: Lock | undefined;
   let work: Promise<Res> | undefined;
@@ -63,17 +63,61 @@ export async function runCall<Req, Res>(method: string, rpc: Rpc<Req, Res>, req:
     rpc.validate?.(req);
     key = rpc.lockKey?.(req);
     if (key !== undefined) lock = deps.locks.acquire(key, method);
-    work = rpc.handle(req, { signal: controller.signal, log: deps.log.child({ method, key }) });
-    return await bounded(work, bounds, controller, deps.maxCallMs);
+    work = rpc.handle(req, new LazyCallContext(ending, deps.log, method, key));
+    return await bounded(work, bounds, ending, deps.maxCallMs);
   } catch (err) {
     const known = toCsiError(err);
     failure = new CsiError(known.code, boundMessage(known.message));
     if (failure.code === status.INTERNAL) deps.log.error({ method, key, err }, 'unexpected error');
     throw failure;
   } finally {
-    controller.abort();
+    ending.end();
     if (lock) releaseWhenStopped(lock, work, method, key, started, deps.log);
     record(method, rpc.quiet, req, key, failure, Number(process.hrtime.bigint() - started) / 1e9, deps);
+  }
+}
+
+/**
+ * The end of a call as an AbortSignal, made only when a handler asks for it: most quiet calls
+ * (Probe, capabilities) never do, and need no AbortController (nor the DOMException abort() makes).
+ */
+export class CallEnding {
+  private controller: AbortController | undefined;
+  private ended = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.ended) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  /** The call has ended (answered, failed, cancelled, out of time): the signal aborts, now or when made. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.controller?.abort();
+  }
+}
+
+/** The handler's context: the signal and the call's child logger are made on first use (prototype getters: no closures per call). */
+class LazyCallContext implements CallContext {
+  private child: Logger | undefined;
+
+  constructor(
+    private readonly ending: CallEnding,
+    private readonly parent: Logger,
+    private readonly method: string,
+    private readonly key: string | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.ending.signal;
+  }
+
+  get log(): Logger {
+    return (this.child ??= this.parent.child({ method: this.method, key: this.key }));
   }
 }
 
@@ -100,20 +144,26 @@ function releaseWhenStopped(lock: Lock, work: Promise<unknown> | undefined, meth
   });
 }
 
-/** The call's log line and metrics. */
+/** The call's log line and metrics. The line (its request redacted and clipped) is built only at a level that is logged. */
 function record(method: string, quiet: boolean | undefined, req: unknown, key: string | undefined, failure: CsiError | undefined, seconds: number, deps: PipelineDeps): void {
   const code = failure?.code ?? status.OK;
   const codeName = status[code] ?? String(code);
   deps.metrics.calls.inc({ method, code: codeName });
   if (failure) deps.metrics.errors.inc({ method, code: codeName });
   deps.metrics.latency.observe({ method }, seconds);
+  const level = failure ? 'warn' : quiet ? 'debug' : 'info';
+  if (!deps.log.isLevelEnabled(level)) return;
   const line = { method, key, code: codeName, ms: Math.round(seconds * 1000), req: clipForLog(deps.redact(requestType(method), req)), error: failure?.message };
-  if (failure) deps.log.warn(line, `${method} failed`);
-  else if (quiet) deps.log.debug(line, method);
-  else deps.log.info(line, method);
+  deps.log[level](line, failure ? `${method} failed` : method);
 }
 
-const requestType = (method: string) => `csi.v1.${method}Request`;
+const requestTypes = new Map<string, string>();
+/** `csi.v1.<method>Request`, made once per method. */
+function requestType(method: string): string {
+  let name = requestTypes.get(method);
+  if (name === undefined) requestTypes.set(method, (name = `csi.v1.${method}Request`));
+  return name;
+}
 
 function boundsOf(call: ServerUnaryCall<unknown, unknown>): CallBounds {
   const callDeadline = call.getDeadline();
@@ -128,15 +178,15 @@ function boundsOf(call: ServerUnaryCall<unknown, unknown>): CallBounds {
 }
 
 /** Settles with the handler, or rejects when the client cancels or the deadline (or maxCallMs) passes. */
-function bounded<T>(work: Promise<T>, bounds: CallBounds, controller: AbortController, maxCallMs: number): Promise<T> {
+function bounded<T>(work: Promise<T>, bounds: CallBounds, ending: CallEnding, maxCallMs: number): Promise<T> {
   const budget = Math.max(0, Math.min(maxCallMs, bounds.remainingMs));
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      controller.abort();
+      ending.end();
       reject(deadline(`the call did not finish within ${budget} ms; it was stopped and can be retried`));
     }, budget);
     const unregister = bounds.onCancel(() => {
-      controller.abort();
+      ending.end();
       reject(new CsiError(status.CANCELLED, 'the client cancelled the call'));
     });
     work.then(resolve, reject).finally(() => {

@@ -1,14 +1,14 @@
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { loadPackageDefinition } from '@grpc/grpc-js';
+import { loadPackageDefinition, makeClientConstructor, type MethodDefinition, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import type { ProtoGrpcType } from '../csi/generated/csi.js';
 import type { ProtoGrpcType as RegistrationProtoGrpcType } from '../csi/generated/pluginregistration.js';
+import { PROTO_DIR } from '../util/package-dir.js';
 
 /** proto/csi.proto: the CSI spec v1.12.0, byte-identical to the upstream release. */
-export const CSI_PROTO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto/csi.proto');
+export const CSI_PROTO = path.join(PROTO_DIR, 'csi.proto');
 
 /** proto/pluginregistration.proto: the kubelet's plugin-registration API (k8s.io/kubelet pluginregistration/v1). */
 export const REGISTRATION_PROTO = path.resolve(path.dirname(CSI_PROTO), 'pluginregistration.proto');
@@ -22,21 +22,60 @@ const protobufjsDir = path.dirname(createRequire(import.meta.url).resolve('proto
  */
 export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
 
-/** The CSI services as grpc-js serves them (typed from the generated code). */
+type CsiServices = ProtoGrpcType['csi']['v1'];
+
+/**
+ * The CSI services as grpc-js serves them (typed from the generated code), made from the one parse
+ * of the proto (loadCsiRoot) with the serializers @grpc/proto-loader makes — the same messages in
+ * and out — but without the descriptors of every message type it builds for reflection, which
+ * tether never serves: half the start-up time of the proto.
+ */
 export function loadCsiServices() {
-  const { csi } = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  const root = loadCsiRoot();
+  const service = <K extends keyof CsiServices>(name: K) => serviceDefinition(root.lookupService(`csi.v1.${name}`)) as unknown as CsiServices[K] extends { service: infer S } ? S : never;
   return {
-    Identity: csi.v1.Identity.service,
-    Controller: csi.v1.Controller.service,
-    Node: csi.v1.Node.service,
-    GroupController: csi.v1.GroupController.service,
+    Identity: service('Identity'),
+    Controller: service('Controller'),
+    Node: service('Node'),
+    GroupController: service('GroupController'),
   };
 }
 
 /** The Identity service's client constructor: tether's own health check probes its CSI socket with it. */
 export function loadIdentityClient() {
-  const { csi } = loadPackageDefinition(loadSync(CSI_PROTO, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
-  return csi.v1.Identity;
+  return makeClientConstructor(loadCsiServices().Identity as unknown as ServiceDefinition, 'Identity') as unknown as CsiServices['Identity'];
+}
+
+/** What proto-loader's createPackageDefinition makes of a service (methods' paths, streaming flags, serializers). */
+function serviceDefinition(service: protobuf.Service): ServiceDefinition {
+  const def: Record<string, MethodDefinition<unknown, unknown> & { originalName: string }> = {};
+  for (const method of service.methodsArray) {
+    method.resolve();
+    const request = method.resolvedRequestType!;
+    const response = method.resolvedResponseType!;
+    def[method.name] = {
+      path: `/${service.fullName.slice(1)}/${method.name}`,
+      requestStream: Boolean(method.requestStream),
+      responseStream: Boolean(method.responseStream),
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return def;
+}
+
+function serializer(type: protobuf.Type): (value: unknown) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+    return type.encode(type.fromObject(value as Record<string, unknown>)).finish() as Buffer;
+  };
+}
+
+function deserializer(type: protobuf.Type): (buf: Buffer) => unknown {
+  return (buf) => type.toObject(type.decode(buf), LOADER_OPTIONS);
 }
 
 /** The kubelet's Registration service (server side) and its client constructor (tests act as the kubelet with it). */
@@ -45,15 +84,18 @@ export function loadRegistrationService() {
   return pluginregistration.Registration;
 }
 
+let csiRoot: protobuf.Root | undefined;
+
 /**
- * The proto as protobufjs sees it, custom field options included: proto-loader's package
- * definition drops them, so the `csi_secret` marks are read from here.
+ * The proto as protobufjs sees it, custom field options included (the `csi_secret` marks): parsed
+ * once per process, and shared by the services, the redactor and the request limits.
  */
 export function loadCsiRoot(): protobuf.Root {
+  if (csiRoot) return csiRoot;
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) =>
     target.startsWith('google/protobuf/') ? path.join(protobufjsDir, target) : protobuf.util.path.resolve(origin, target);
   root.loadSync(CSI_PROTO, { keepCase: true });
   root.resolveAll();
-  return root;
+  return (csiRoot = root);
 }

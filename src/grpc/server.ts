@@ -7,7 +7,8 @@ import type { ServiceSet } from './rpc.js';
 /** Serves the given CSI services on a unix socket (a stale socket file from a crash is replaced). */
 export async function serve(socketPath: string, services: ServiceSet, deps: PipelineDeps): Promise<Server> {
   const defs = loadCsiServices();
-  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  // No channelz: tether serves no channelz service, and its bookkeeping (per-call counters and traces) is work on every call.
+  const server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   server.addService(defs.Identity, implementService(defs.Identity, services.Identity, deps));
   if (services.Controller) server.addService(defs.Controller, implementService(defs.Controller, services.Controller, deps));
   if (services.GroupController) server.addService(defs.GroupController, implementService(defs.GroupController, services.GroupController, deps));

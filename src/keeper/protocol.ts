@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { PROTO_DIR } from '../util/package-dir.js';
 import type { ProtoGrpcType } from './generated/keeper.js';
 
 export type { FenceRequest__Output as FenceRequest } from './generated/tether/keeper/v1/FenceRequest.js';
@@ -15,7 +15,7 @@ export type { MountState, MountState__Output } from './generated/tether/keeper/v
 export type { UnmountRequest__Output as UnmountRequest } from './generated/tether/keeper/v1/UnmountRequest.js';
 
 /** proto/keeper.proto: the mount keeper's own protocol (package tether.keeper.v1). */
-export const KEEPER_PROTO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto/keeper.proto');
+export const KEEPER_PROTO = path.join(PROTO_DIR, 'keeper.proto');
 
 /** The same loader options as CSI's (and as `npm run gen:keeper` generates the types with). */
 const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;

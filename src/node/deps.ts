@@ -1,6 +1,6 @@
 import type { Mounter } from '../mounts/mounter.js';
 import type { Backends } from '../volumes/registry.js';
-import type { Metrics } from '../grpc/metrics.js';
+import type { MetricsSink } from '../grpc/metrics-sink.js';
 import type { ClaimKeeper } from './claim-keeper.js';
 import type { LeaseContext } from './claims.js';
 import type { LeaseKeeper } from './leases.js';
@@ -20,7 +20,7 @@ export interface NodeDeps {
   recovery: MountRecovery;
   /** This process's watch over other nodes' leases, and the term of the leases it takes. */
   leaseContext: LeaseContext;
-  metrics: Metrics;
+  metrics: MetricsSink;
   /** Called by NodeGetInfo: (re-)registers this node with every backend. */
   register(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Metrics } from '../grpc/metrics.js';
+import type { MetricsSink } from '../grpc/metrics-sink.js';
 import { fenceMount } from '../mounts/fence.js';
 import { readMountTable } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
@@ -19,7 +19,7 @@ export interface LeaseKeeperOptions {
   terms: LeaseTerms;
   /** Where held leases and fences are noted (a tmpfs: they go with the mounts at reboot). */
   runtimeDir: string;
-  metrics: Metrics;
+  metrics: MetricsSink;
   log: Logger;
   /** The monotonic clock (tests set it). */
   now?: () => number;

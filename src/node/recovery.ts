@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyedLocks } from '../grpc/locks.js';
-import type { Metrics } from '../grpc/metrics.js';
+import type { MetricsSink } from '../grpc/metrics-sink.js';
 import { mountAt, readMountTable, type MountEntry } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
@@ -20,7 +20,7 @@ export interface MountRecoveryOptions {
   leases: LeaseKeeper;
   /** Where the records live (see StageRecord); the node's runtime directory. */
   runtimeDir: string;
-  metrics: Metrics;
+  metrics: MetricsSink;
   log: Logger;
   /** How often to look when all is well. */
   intervalMs: number;

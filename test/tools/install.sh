@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need, idempotently: Debian packages, npm packages, and the Go tools
-# (csi-sanity, helm, csi-probe) at pinned versions, cached outside the clone by version and linked into
+# (csi-sanity, helm, csi-probe, ghz, csi-reference) at pinned versions, cached outside the clone by version and linked into
 # .tools/bin. Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CSI_SANITY_VERSION=v5.6.0   # csi-test tag; the Go proxy serves tags, not the master commit it contains
 HELM_VERSION=v3.22.0        # lints and renders charts/tether
+GHZ_VERSION=v0.121.0       # the gRPC load generator of the overhead benchmark (bench/suites/overhead.ts)
 SNAPSHOTTER_VERSION=v8.6.0  # external-snapshotter, as the e2e builds it and the chart pins it: its VolumeSnapshot CRDs validate the chart's and examples' snapshot objects
 PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
           # the partition test (test/partition): cuts links between network namespaces
@@ -54,6 +55,12 @@ go_tool csi-sanity "$CSI_SANITY_VERSION" go install "github.com/kubernetes-csi/c
 go_tool helm "$HELM_VERSION" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 PROBE_KEY=$(cat test/clients/csi-probe/go.mod test/clients/csi-probe/go.sum test/clients/csi-probe/main.go | sha256sum | cut -c1-16)
 go_tool csi-probe "$PROBE_KEY" bash -c 'cd test/clients/csi-probe && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-probe" .'
+go_tool ghz "$GHZ_VERSION" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+# The Go baseline of the overhead and process benchmarks: csi-driver-host-path's hostpathplugin is not
+# served by the Go module proxy (no version of it is), so test/clients/csi-reference stands in for it,
+# serving CSI the same way (see its main.go).
+REFERENCE_KEY=$(cat test/clients/csi-reference/go.mod test/clients/csi-reference/go.sum test/clients/csi-reference/main.go | sha256sum | cut -c1-16)
+go_tool csi-reference "$REFERENCE_KEY" bash -c 'cd test/clients/csi-reference && GOFLAGS=-mod=readonly go build -o "$GOBIN/csi-reference" .'
 
 CRDS=$PWD/.tools/crds
 if [ ! -f "$CRDS/.$SNAPSHOTTER_VERSION" ]; then
