@@ -19,7 +19,6 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY proto ./proto
 COPY src ./src
-COPY scripts ./scripts
 COPY test ./test
 RUN npm run build && npm prune --omit=dev
 

@@ -20,7 +20,7 @@ import { LeaseWatch } from './volumes/lease.js';
 import { Backends } from './volumes/registry.js';
 
 // What only some modes or flags need is imported when they do (dynamic imports: chunks of the
-// bundle that a process of another mode never reads or compiles; see scripts/bundle.mjs).
+// bundle that a process of another mode never reads or compiles; see test/tools/bundle.mjs).
 
 const REGISTER_RETRY_MS = 30_000;
 /** The collector of orphans runs this long after start, then at this interval. */
