@@ -53,7 +53,7 @@ export class SftpSession implements SftpRunner {
     private readonly target: SftpTarget,
     private readonly log: Logger,
     private readonly opTimeoutMs = 30_000,
-    private readonly maxInFlight = 8,
+    private readonly maxInFlight = 16,
   ) {}
 
   /**

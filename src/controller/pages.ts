@@ -1,7 +1,7 @@
 import { aborted } from '../csi/errors.js';
 
 /** How many entries a page loads at once (each a few SFTP or NFS requests; the backends pipeline them). */
-const LOAD_CONCURRENCY = 32;
+const LOAD_CONCURRENCY = 64;
 
 /**
  * One page of a sorted list of IDs. The token is the ID to resume at (the first not yet returned), so
