@@ -80,7 +80,7 @@ export function unpublishVolume({ backends, mounter, claims, recovery }: NodeDep
         }
         for (const staged of table.filter((m) => m.source === source)) if (!bindsOf(table, staged).length) claims.releaseWhenIdle(req.volume_id, staged.target);
       }
-      await recovery.unpublished(req.volume_id, target);
+      await recovery.unpublished(req.volume_id, target, table.filter((m) => m.source === source).map((m) => m.target));
       await withTimeout(rmdir(target), LOCAL_FS_TIMEOUT_MS, `rmdir ${target}`).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') log.warn({ target, err: err.message }, 'target path left in place: it is not an empty directory');
       });

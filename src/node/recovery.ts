@@ -75,12 +75,15 @@ export class MountRecovery {
     });
   }
 
-  /** NodeUnpublish took `target` of the volume down. */
-  unpublished(volumeId: string, target: string): Promise<void> {
+  /**
+   * NodeUnpublish took `target` of the volume down. `stagings`, the volume's staging mounts on this
+   * node, are where its record is looked for first; every record is read only if none of them has it.
+   */
+  unpublished(volumeId: string, target: string, stagings: string[] = []): Promise<void> {
+    const holds = (record: StageRecord | undefined): record is StageRecord => record?.volumeId === volumeId && record.targets.some((t) => t.path === target);
     return this.noting(target, async () => {
-      for (const record of await this.records()) {
-        if (record.volumeId === volumeId && record.targets.some((t) => t.path === target)) await this.write({ ...record, targets: record.targets.filter((t) => t.path !== target) });
-      }
+      const likely = (await Promise.all(stagings.map((s) => this.recordAt(s)))).filter(holds);
+      for (const record of likely.length ? likely : (await this.records()).filter(holds)) await this.write({ ...record, targets: record.targets.filter((t) => t.path !== target) });
     });
   }
 
