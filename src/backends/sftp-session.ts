@@ -1,5 +1,5 @@
 import { Socket } from 'node:net';
-import { Client, type SFTPWrapper, type Stats, type FileEntryWithStats, type ConnectConfig } from 'ssh2';
+import type { Client, SFTPWrapper, Stats, FileEntryWithStats, ConnectConfig } from 'ssh2';
 import type { Logger } from 'pino';
 import { stopIfEnded, unavailable } from '../csi/errors.js';
 import { holdWrites } from '../util/coalesce.js';
@@ -133,8 +133,9 @@ export class SftpSession implements SftpRunner {
     return session;
   }
 
-  private open(): Promise<Connection> {
+  private async open(): Promise<Connection> {
     const expected = hostKeyBlob(this.target.hostKey);
+    const { Client } = await loadSsh2();
     return new Promise((resolve, reject) => {
       const client = new Client();
       let hostKeyMismatch = false;
@@ -210,6 +211,10 @@ export class SftpPool implements SftpRunner {
     return this.sessions[0]!.describe();
   }
 }
+
+let ssh2: Promise<typeof import('ssh2')> | undefined;
+/** ssh2, loaded when a backend first connects rather than at start: its import costs ~50 ms and a 16 MiB WebAssembly heap. */
+const loadSsh2 = () => (ssh2 ??= import('ssh2'));
 
 /** The key blob of an OpenSSH public key line ("type base64 [comment]"). */
 export function hostKeyBlob(line: string): Buffer {
