@@ -20,6 +20,7 @@ COPY tsconfig.json ./
 COPY proto ./proto
 COPY src ./src
 COPY test ./test
+COPY bench ./bench
 RUN npm run build && npm prune --omit=dev
 
 # ---- runtime: the driver and the programs it runs ----

@@ -110,7 +110,7 @@ export class Mounter {
     const stillMounted = async () => mountAt(await readMountTable(signal), target) !== undefined;
     try {
       await attempt([]);
-      return; // umount says 0 only when the kernel took the mount away
+      if (!(await stillMounted())) return;
     } catch (err) {
       this.log.warn({ target, err: (err as Error).message }, 'umount failed; escalating');
     }
