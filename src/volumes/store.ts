@@ -208,13 +208,17 @@ export class VolumeStore {
     return this.updateVolume(dir, (current) => (current?.creatingAt && !current.deletingAt ? withoutCreating(current) : current), signal);
   }
 
-  /** Copies a source's data; a source deleted while it was copied is NOT_FOUND (its retry finds it gone, too). */
-  private async copySource(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Copies a source's data; a source deleted while it was copied is NOT_FOUND (its retry finds it
+   * gone, too), and `partial`, the copy's recordless home, is removed then.
+   */
+  private async copySource(from: string, to: string, signal?: AbortSignal, partial?: string): Promise<void> {
     try {
       await this.fs.copyTree(from, to, signal);
     } catch (err) {
-      if (!(await this.fs.exists(from, signal).catch(() => true))) throw notFound(`the source data ${this.where(from)} was removed while it was being copied (its snapshot or volume was deleted meanwhile)`);
-      throw err;
+      if (await this.fs.exists(from, signal).catch(() => true)) throw err;
+      if (partial) await this.fs.removeTree(partial, signal).catch(() => undefined);
+      throw notFound(`the source data ${this.where(from)} was removed while it was being copied (its snapshot or volume was deleted meanwhile)`);
     }
   }
 
@@ -296,12 +300,23 @@ export class VolumeStore {
     return bytes && parseRecord(snapshotRecord, bytes, this.where(path));
   }
 
-  /** Copies the volume's data on the server, then writes the record: a snapshot is visible only when complete. */
+  /**
+   * Copies the volume's data on the server, then writes the record: a snapshot is visible only when
+   * complete. A volume deleted while it was copied is NOT_FOUND, and the partial copy (no record:
+   * no snapshot) is removed.
+   */
   async createSnapshot(dir: string, sourceVolumeDir: string, record: SnapshotRecord, signal?: AbortSignal): Promise<void> {
+    const path = posix.join(SNAPSHOTS_DIR, dir);
     await this.fs.mkdir(SNAPSHOTS_DIR, signal);
-    await this.fs.mkdir(posix.join(SNAPSHOTS_DIR, dir), signal);
-    await this.fs.copyTree(posix.join(sourceVolumeDir, DATA_DIR), posix.join(SNAPSHOTS_DIR, dir, DATA_DIR), signal);
-    await this.fs.writeFileAtomic(posix.join(SNAPSHOTS_DIR, dir, SNAPSHOT_RECORD), encodeRecord(record), signal);
+    await this.fs.mkdir(path, signal);
+    await this.copySource(posix.join(sourceVolumeDir, DATA_DIR), posix.join(path, DATA_DIR), signal, path);
+    // A deletion that began during the copy may have emptied the data before the copy listed it.
+    const source = await this.readVolume(sourceVolumeDir, signal);
+    if (!source || source.deletingAt) {
+      await this.fs.removeTree(path, signal).catch(() => undefined);
+      throw notFound(`volume ${this.where(sourceVolumeDir)} was deleted while its snapshot was being taken`);
+    }
+    await this.fs.writeFileAtomic(posix.join(path, SNAPSHOT_RECORD), encodeRecord(record), signal);
   }
 
   snapshotDirs(signal?: AbortSignal): Promise<string[]> {

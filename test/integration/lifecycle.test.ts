@@ -268,6 +268,45 @@ describe('what DeleteVolume does with the data (onDelete)', () => {
   }, TEST_TIMEOUT_MS);
 });
 
+describe('a snapshot taken while its volume is deleted', () => {
+  /** Enough files that the server-side copy is still running when the deletion lands. */
+  const FILES = 3000;
+
+  /** Polls until `path` holds something besides `known` (the copy has begun), for at most `ms`. */
+  async function untilNotEmpty(path: string, ms: number, known: string[] = []): Promise<void> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if ((await readdir(path).catch(() => [] as string[])).some((n) => !known.includes(n))) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`${path} stayed empty for ${ms} ms`);
+  }
+
+  it('is NOT_FOUND, and the half-made copy is removed (no snapshot of half a volume)', async () => {
+    const id = await createVolume(uniq('pvc-snap-race'));
+    const dir = volumeDir(id);
+    await Promise.all(Array.from({ length: FILES }, (_, i) => writeFile(onServer(dir, 'data', `f${i}`), `${i}\n`)));
+    const snapshotsBefore = await readdir(onServer('.snapshots')).catch(() => [] as string[]);
+
+    const name = uniq('snap-race');
+    const snapshot = failure(csi.CreateSnapshot({ name, source_volume_id: id }));
+    await untilNotEmpty(onServer('.snapshots'), 10_000, snapshotsBefore);
+    const made = (await readdir(onServer('.snapshots'))).filter((d) => !snapshotsBefore.includes(d));
+    expect(made).toHaveLength(1);
+    await untilNotEmpty(onServer('.snapshots', made[0]!, 'data'), 10_000);
+    await csi.DeleteVolume({ volume_id: id });
+
+    const err = await snapshot;
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/deleted/);
+    expect(await exists(onServer('.snapshots', made[0]!))).toBe(false);
+    const list = await csi.ListSnapshots({ source_volume_id: id });
+    expect(list.entries).toEqual([]);
+    // Its retry finds the volume gone, too.
+    await failure(csi.CreateSnapshot({ name, source_volume_id: id }), status.NOT_FOUND);
+  }, TEST_TIMEOUT_MS);
+});
+
 describe('SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod)', () => {
   it('a second NodePublish on the node is FAILED_PRECONDITION and its target dir is not created', async () => {
     const SNSW = mountCap('SINGLE_NODE_SINGLE_WRITER');
