@@ -6,7 +6,7 @@ import { dirForName, dirForTemplate, volumeId } from '../volumes/ids.js';
 import { parseVolumeParameters } from '../volumes/params.js';
 import type { NewVolumeRecord, VolumeRecord } from '../volumes/records.js';
 import type { Backends } from '../volumes/registry.js';
-import type { VolumeStore } from '../volumes/store.js';
+import type { CopySource, VolumeStore } from '../volumes/store.js';
 import { checkMountFlags } from './capabilities.js';
 import { volumeInfo } from './messages.js';
 import type { ControllerDeps } from './deps.js';
@@ -14,11 +14,10 @@ import type { ControllerDeps } from './deps.js';
 type CreateRequest = RequestOfRpc<ControllerRpcs['CreateVolume']>;
 
 /** Where a new volume's data comes from: a snapshot or another volume on the same backend. */
-interface Source {
+interface Source extends CopySource {
   type: 'snapshot' | 'volume';
   id: string;
   size: number;
-  dataPath: string;
 }
 
 /** The backend, parameters and directory a request leads to (no I/O). */
@@ -36,12 +35,14 @@ async function resolveSource(backends: Backends, req: CreateRequest, store: Volu
   if (snapshotId !== undefined) {
     const { ref, record } = await backends.resolveSnapshot(snapshotId, signal);
     if (ref.backend !== store.backend.name) throw invalid(`snapshot ${snapshotId} is on backend ${ref.backend}; restore it to a volume on that backend`);
-    return { type: 'snapshot', id: snapshotId, size: record.sizeBytes, dataPath: store.dataPath(store.snapshotPath(ref.dir)) };
+    const stands = async (s?: AbortSignal) => (await backends.findSnapshot(snapshotId, s)) !== undefined;
+    return { type: 'snapshot', id: snapshotId, what: `snapshot ${snapshotId}`, size: record.sizeBytes, dataPath: store.dataPath(store.snapshotPath(ref.dir)), stands };
   }
   if (sourceVolumeId !== undefined) {
     const { ref, record } = await backends.resolveVolume(sourceVolumeId, 'source volume', signal);
     if (ref.backend !== store.backend.name) throw invalid(`volume ${sourceVolumeId} is on backend ${ref.backend}; clone it to a volume on that backend`);
-    return { type: 'volume', id: sourceVolumeId, size: record.capacityBytes, dataPath: store.dataPath(ref.dir) };
+    const stands = async (s?: AbortSignal) => (await backends.findVolume(sourceVolumeId, s)) !== undefined;
+    return { type: 'volume', id: sourceVolumeId, what: `volume ${sourceVolumeId}`, size: record.capacityBytes, dataPath: store.dataPath(ref.dir), stands };
   }
   return undefined;
 }
@@ -83,7 +84,7 @@ export function createVolume({ backends, now }: ControllerDeps): ControllerRpcs[
       let standing = read.record ?? (source ? await store.beginVolume(ref.dir, record, now(), signal) : await store.createEmptyVolume(ref.dir, record, signal, read));
       refuseUnlessAnswers(standing, req, store.where(ref.dir), source?.id);
       // Begun here or by an earlier try that stopped halfway (deadline, crash): finish it.
-      if (standing.creatingAt) standing = (await store.finishVolume(ref.dir, source?.dataPath, signal)) ?? standing;
+      if (standing.creatingAt) standing = (await store.finishVolume(ref.dir, source, signal)) ?? standing;
       refuseUnlessAnswers(standing, req, store.where(ref.dir), source?.id);
       return { volume: volumeInfo(volumeId(ref), standing) };
     },

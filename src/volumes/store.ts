@@ -7,6 +7,13 @@ import { aborted, notFound } from '../csi/errors.js';
 import { sleep } from '../util/time.js';
 import { encodeRecord, groupRecord, nodeRecord, parseRecord, snapshotRecord, volumeRecord, type GroupRecord, type NewVolumeRecord, type NodeRecord, type SnapshotRecord, type VolumeRecord } from './records.js';
 
+/** What a new volume is copied from: its data directory, and whether it still stands once copied. */
+export interface CopySource {
+  what: string;
+  dataPath: string;
+  stands(signal?: AbortSignal): Promise<boolean>;
+}
+
 /**
  * The layout of one backend's base directory:
  *   <dir>/volume.<g>.json, <dir>/data/                   a volume: its record (the highest generation g
@@ -197,14 +204,18 @@ export class VolumeStore {
   }
 
   /**
-   * Finishes a volume `beginVolume` began: data/ (a copy of `sourceData`, files an earlier try
+   * Finishes a volume `beginVolume` began: data/ (a copy of the source's data, files an earlier try
    * copied skipped, or empty), then the record without its mark. Returns the record that stands:
-   * one being deleted meanwhile stays so.
+   * one being deleted meanwhile stays so. A source deleted meanwhile is NOT_FOUND: the volume stays
+   * unfinished (no record without its mark: no volume), for DeleteVolume or the collector.
    */
-  async finishVolume(dir: string, sourceData: string | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
+  async finishVolume(dir: string, source: CopySource | undefined, signal?: AbortSignal): Promise<VolumeRecord | undefined> {
     const data = posix.join(dir, DATA_DIR);
-    if (sourceData) await this.copySource(sourceData, data, signal);
-    else await this.fs.mkdir(data, signal);
+    if (source) {
+      await this.copySource(source.dataPath, data, signal);
+      // A deletion that began during the copy may have emptied the source before the copy listed it.
+      if (!(await source.stands(signal))) throw notFound(`the source ${source.what} was deleted while it was being copied`);
+    } else await this.fs.mkdir(data, signal);
     return this.updateVolume(dir, (current) => (current?.creatingAt && !current.deletingAt ? withoutCreating(current) : current), signal);
   }
 

@@ -268,42 +268,64 @@ describe('what DeleteVolume does with the data (onDelete)', () => {
   }, TEST_TIMEOUT_MS);
 });
 
-describe('a snapshot taken while its volume is deleted', () => {
+describe('copies racing the deletion of their source', () => {
   /** Enough files that the server-side copy is still running when the deletion lands. */
   const FILES = 3000;
 
-  /** Polls until `path` holds something besides `known` (the copy has begun), for at most `ms`. */
-  async function untilNotEmpty(path: string, ms: number, known: string[] = []): Promise<void> {
-    const until = Date.now() + ms;
+  /** Polls until `path` holds something besides `known`, for at most 10 s; answers the new names. */
+  async function untilNew(path: string, known: string[] = []): Promise<string[]> {
+    const until = Date.now() + 10_000;
     while (Date.now() < until) {
-      if ((await readdir(path).catch(() => [] as string[])).some((n) => !known.includes(n))) return;
+      const fresh = (await readdir(path).catch(() => [] as string[])).filter((n) => !known.includes(n));
+      if (fresh.length) return fresh;
       await new Promise((r) => setTimeout(r, 5));
     }
-    throw new Error(`${path} stayed empty for ${ms} ms`);
+    throw new Error(`nothing new appeared in ${path} for 10 s`);
   }
 
-  it('is NOT_FOUND, and the half-made copy is removed (no snapshot of half a volume)', async () => {
-    const id = await createVolume(uniq('pvc-snap-race'));
-    const dir = volumeDir(id);
-    await Promise.all(Array.from({ length: FILES }, (_, i) => writeFile(onServer(dir, 'data', `f${i}`), `${i}\n`)));
-    const snapshotsBefore = await readdir(onServer('.snapshots')).catch(() => [] as string[]);
+  /** A volume full of small files. */
+  async function fullVolume(): Promise<string> {
+    const id = await createVolume(uniq('pvc-full'));
+    await Promise.all(Array.from({ length: FILES }, (_, i) => writeFile(onServer(volumeDir(id), 'data', `f${i}`), `${i}\n`)));
+    return id;
+  }
 
-    const name = uniq('snap-race');
-    const snapshot = failure(csi.CreateSnapshot({ name, source_volume_id: id }));
-    await untilNotEmpty(onServer('.snapshots'), 10_000, snapshotsBefore);
-    const made = (await readdir(onServer('.snapshots'))).filter((d) => !snapshotsBefore.includes(d));
+  /** Starts `copy`, waits until its copy under `root` has begun, runs `remove`; answers the copy's error and directory. */
+  async function deletedMidCopy(root: string, copy: () => Promise<unknown>, remove: () => Promise<unknown>) {
+    const before = await readdir(onServer(root)).catch(() => [] as string[]);
+    const ended = failure(copy());
+    const made = await untilNew(onServer(root), before);
     expect(made).toHaveLength(1);
-    await untilNotEmpty(onServer('.snapshots', made[0]!, 'data'), 10_000);
-    await csi.DeleteVolume({ volume_id: id });
+    await untilNew(onServer(root, made[0]!, 'data'));
+    await remove();
+    return { err: await ended, dir: made[0]! };
+  }
 
-    const err = await snapshot;
+  it('a snapshot of a volume deleted meanwhile is NOT_FOUND, and its half-made copy is removed', async () => {
+    const id = await fullVolume();
+    const name = uniq('snap-race');
+    const { err, dir } = await deletedMidCopy('.snapshots', () => csi.CreateSnapshot({ name, source_volume_id: id }), () => csi.DeleteVolume({ volume_id: id }));
     expect(err.code).toBe(status.NOT_FOUND);
     expect(err.details).toMatch(/deleted/);
-    expect(await exists(onServer('.snapshots', made[0]!))).toBe(false);
-    const list = await csi.ListSnapshots({ source_volume_id: id });
-    expect(list.entries).toEqual([]);
+    expect(await exists(onServer('.snapshots', dir))).toBe(false);
+    expect((await csi.ListSnapshots({ source_volume_id: id })).entries).toEqual([]);
     // Its retry finds the volume gone, too.
     await failure(csi.CreateSnapshot({ name, source_volume_id: id }), status.NOT_FOUND);
+  }, TEST_TIMEOUT_MS);
+
+  it('a clone of a volume deleted meanwhile is NOT_FOUND and no volume (never half the data)', async () => {
+    const id = await fullVolume();
+    const name = uniq('pvc-clone-race');
+    const clone = () => csi.CreateVolume({ name, volume_capabilities: [RWO], volume_content_source: { volume: { volume_id: id } } });
+    const { err, dir } = await deletedMidCopy('.', clone, () => csi.DeleteVolume({ volume_id: id }));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/deleted/);
+    const listed = (await csi.ListVolumes({})).entries.map((e: { volume: { volume_id: string } }) => e.volume.volume_id);
+    expect(listed.filter((v: string) => volumeDir(v) === dir)).toEqual([]);
+    await failure(clone(), status.NOT_FOUND);
+    // What is left is a volume being created: DeleteVolume of its ID (a CO's clean-up) removes it.
+    await csi.DeleteVolume({ volume_id: `${id.slice(0, id.indexOf('/'))}/${dir}` });
+    expect(await exists(onServer(dir))).toBe(false);
   }, TEST_TIMEOUT_MS);
 });
 
