@@ -1,12 +1,12 @@
 // CSI servers as child processes for the per-call and process benchmarks: tether (`node
-// dist/src/main.js`) against a throwaway sshd and the Go reference driver (test/clients/csi-reference,
+// dist/src/main.js`, with the Node.js flags the Helm chart gives its mode) against a throwaway sshd and the Go reference driver (test/clients/csi-reference,
 // built by test/tools/install.sh), each started, timed to its first answered Probe, measured (RSS) and
 // stopped the same way.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { credentials, Client, type ServiceError } from '@grpc/grpc-js';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { backendConfig, DRIVER_MAIN } from '../../test/support/driver.js';
 import type { SshServer } from '../../test/support/sshd.js';
 import type { BenchContext } from './context.js';
@@ -104,11 +104,23 @@ export async function startTether(ctx: BenchContext, server: SshServer, options:
   const configFile = path.join(dir, 'config.yaml');
   await writeFile(configFile, stringify({ runtimeDir: path.join(dir, 'run'), backends: [backendConfig(server, 'box', [])] }));
   const mode = options.mode ?? 'all';
-  const argv = ['node', DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', mode, '--config', configFile];
+  const flags = await chartNodeFlags(mode);
+  const argv = ['node', ...flags, DRIVER_MAIN, '--endpoint', `unix://${socket}`, '--mode', mode, '--config', configFile];
   if (options.logLevel) argv.push('--log-level', options.logLevel);
   if (mode !== 'controller') argv.push('--node-id', 'node-a');
   argv.push(...(options.extraArgs ?? []));
-  return startServer(ctx, `tether (${mode})`, argv, socket, () => rm(dir, { recursive: true, force: true }));
+  const what = `tether (${[mode, ...flags].join(' ')})`;
+  return startServer(ctx, what, argv, socket, () => rm(dir, { recursive: true, force: true }));
+}
+
+/**
+ * The Node.js flags the Helm chart gives a mode's container (values.yaml: node.nodeFlags for the
+ * node plugin, controller.nodeFlags for the controller and for --mode all, which the chart never
+ * runs): tether is measured as it is shipped.
+ */
+export async function chartNodeFlags(mode: 'all' | 'controller' | 'node'): Promise<string[]> {
+  const values = parse(await readFile(path.join(ROOT, 'charts/tether/values.yaml'), 'utf8')) as Record<string, { nodeFlags?: string }>;
+  return (values[mode === 'node' ? 'node' : 'controller']?.nodeFlags ?? '').split(' ').filter(Boolean);
 }
 
 /** The Go reference driver on its own socket and state directory, timed to its first Probe. */

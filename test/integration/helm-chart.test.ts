@@ -282,6 +282,25 @@ describe('what the rendered objects must get right', () => {
     for (const workload of [node, controller]) expect(container(workload, 'tether').livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'healthz' });
   });
 
+  test('Node.js flags per workload: a small young generation and memory over speed for the node plugin and keeper, V8 defaults for the controller; only --flags pass', async () => {
+    const FLAGS = ['--max-semi-space-size=1', '--optimize-for-size'];
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.+)$/m.exec(await readFile(path.join(CHART, '../../Dockerfile'), 'utf8'))![1]!) as string[];
+    const command = (o: K8sObject, name: string) => container(o, name).command as string[] | undefined;
+    const objects = rendered.get('minimal.yaml')!;
+    // The image's own entrypoint, with the flags before its script.
+    expect(command(one(objects, 'DaemonSet', '-node'), 'tether')).toEqual([entrypoint[0], ...FLAGS, ...entrypoint.slice(1)]);
+    expect(command(one(objects, 'DaemonSet', '-mount-keeper'), 'mount-keeper')).toEqual([entrypoint[0], ...FLAGS, ...entrypoint.slice(1)]);
+    expect(command(one(objects, 'Deployment'), 'tether')).toBeUndefined();
+    const set = await render('minimal.yaml', '--set', 'controller.nodeFlags=--max-old-space-size=256 --max-semi-space-size=4', '--set', 'node.nodeFlags=');
+    expect(command(one(set, 'Deployment'), 'tether')).toEqual([entrypoint[0], '--max-old-space-size=256', '--max-semi-space-size=4', ...entrypoint.slice(1)]);
+    expect(command(one(set, 'DaemonSet', '-node'), 'tether')).toBeUndefined();
+    for (const bad of ['--require=/tmp/x.js;id', '--a  --b', 'x']) {
+      const result = await execa(HELM, ['template', 'x', CHART, '--kube-version', KUBE_VERSION, '-f', path.join(VALUES, 'minimal.yaml'), '--set', `node.nodeFlags=${bad}`], { timeout: 60_000, reject: false });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.stderr).toMatch(/nodeFlags/);
+    }
+  }, 60_000);
+
   test('privileged only where mounting needs it: the node plugin; the controller only for NFS backends', () => {
     const privileged = (o: K8sObject) => containers(o).filter((c) => c.securityContext?.privileged).map((c) => c.name);
     expect(privileged(one(rendered.get('minimal.yaml')!, 'Deployment'))).toEqual([]); // sshfs: SFTP only

@@ -76,11 +76,24 @@ tether's container, for --mode controller or node (.mode), with its /healthz on 
 livenessprobe sidecar tether serves /healthz itself; without node-driver-registrar the node plugin
 registers itself with the kubelet through the plugins_registry directory, mounted at /registration.
 */}}
+{{/* The image's entrypoint with Node.js flags before the script (V8 flags such as --optimize-for-size are refused in NODE_OPTIONS); nothing when there are none. */}}
+{{- define "tether.command" -}}
+{{- with . }}
+command:
+  - node
+  {{- range splitList " " . }}
+  - {{ . | quote }}
+  {{- end }}
+  - /app/dist/src/main.js
+{{- end }}
+{{- end }}
+
 {{- define "tether.container" -}}
 {{- $selfRegistering := and (eq .mode "node") (not .root.Values.sidecars.nodeDriverRegistrar.enabled) }}
 - name: tether
   image: {{ include "tether.image" .root }}
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  {{- include "tether.command" .nodeFlags | nindent 2 }}
   args:
     - --mode={{ .mode }}
     - --endpoint=unix:///csi/csi.sock

@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startSshServer } from '/work/main/dist/test/support/sshd.js';
+import { backendConfig, DRIVER_MAIN } from '/work/main/dist/test/support/driver.js';
+import { csiClient } from '/work/main/dist/test/support/csi-client.js';
+import { mountCap } from '/work/main/dist/test/support/helpers.js';
+const server = await startSshServer();
+const dir = await mkdtemp('/tmp/rss/t-');
+await writeFile(join(dir, 'c.yaml'), stringify({ runtimeDir: join(dir, 'run'), backends: [backendConfig(server, 'box', [])] }));
+const extra = (process.env.NODEFLAGS ?? '').split(' ').filter(Boolean);
+const child = spawn('node', [...extra, DRIVER_MAIN, '--endpoint', `unix://${dir}/csi.sock`, '--mode', 'all', '--config', join(dir, 'c.yaml'), '--log-level', 'warn', '--node-id', 'node-a'], { stdio: 'inherit' });
+const rss = async () => Number(/^VmRSS:\s+(\d+)/m.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024;
+await new Promise((r) => setTimeout(r, 1500));
+const csi = csiClient(`unix://${dir}/csi.sock`);
+const CAP = mountCap('SINGLE_NODE_WRITER');
+console.log('idle', (await rss()).toFixed(1));
+const N = Number(process.env.N ?? 100);
+let next = 0; const pub = [];
+await Promise.all(Array.from({ length: 4 }, async () => { while (next < N) { const i = next++;
+  const { volume } = await csi.CreateVolume({ name: `rss-${i}`, capacity_range: { required_bytes: 1 << 30 }, volume_capabilities: [CAP] });
+  const staging = join(dir, 'm', 'staging', String(i)); const target = join(dir, 'm', 'pods', String(i), 'mount');
+  await mkdir(staging, { recursive: true });
+  await csi.NodeStageVolume({ volume_id: volume.volume_id, staging_target_path: staging, volume_capability: CAP });
+  await csi.NodePublishVolume({ volume_id: volume.volume_id, staging_target_path: staging, target_path: target, volume_capability: CAP, readonly: false });
+  pub.push({ id: volume.volume_id, staging, target }); } }));
+console.log('published', (await rss()).toFixed(1));
+for (const s of [5, 10, 15]) { await new Promise((r) => setTimeout(r, 5000)); console.log(`+${s}s`, (await rss()).toFixed(1)); }
+console.log((await readFile(`/proc/${child.pid}/smaps_rollup`, 'utf8')).split('\n').filter((l) => /Rss|Anon|File|Shmem/.test(l)).join('; '));
+if (process.env.SNAP) { process.kill(child.pid, 'SIGUSR2'); await new Promise((r) => setTimeout(r, 8000)); }
+let k = 0;
+await Promise.all(Array.from({ length: 8 }, async () => { while (k < pub.length) { const p = pub[k++];
+  await csi.NodeUnpublishVolume({ volume_id: p.id, target_path: p.target }).catch(() => {});
+  await csi.NodeUnstageVolume({ volume_id: p.id, staging_target_path: p.staging }).catch(() => {});
+  await csi.DeleteVolume({ volume_id: p.id }).catch(() => {}); } }));
+child.kill('SIGTERM'); csi.close(); await server.stop?.(); process.exit(0);
