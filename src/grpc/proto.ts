@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadPackageDefinition, makeClientConstructor, type MethodDefinition, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { CSI_ROOT_JSON } from '../csi/generated/csi-root.js';
 import type { ProtoGrpcType } from '../csi/generated/csi.js';
 import type { ProtoGrpcType as RegistrationProtoGrpcType } from '../csi/generated/pluginregistration.js';
 import { PROTO_DIR } from '../util/package-dir.js';
@@ -87,15 +88,24 @@ export function loadRegistrationService() {
 let csiRoot: protobuf.Root | undefined;
 
 /**
- * The proto as protobufjs sees it, custom field options included (the `csi_secret` marks): parsed
- * once per process, and shared by the services, the redactor and the request limits.
+ * The proto as protobufjs sees it, custom field options included (the `csi_secret` marks): made
+ * once per process from the descriptor `npm run gen` parsed out of proto/csi.proto (csi-root.ts,
+ * checked against parseCsiProto by a unit test), and shared by the services, the redactor and the
+ * request limits.
  */
 export function loadCsiRoot(): protobuf.Root {
   if (csiRoot) return csiRoot;
+  const root = protobuf.Root.fromJSON(CSI_ROOT_JSON);
+  root.resolveAll();
+  return (csiRoot = root);
+}
+
+/** proto/csi.proto parsed from its text, as `npm run gen` does (test/tools/proto-json.mjs). */
+export function parseCsiProto(): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) =>
     target.startsWith('google/protobuf/') ? path.join(protobufjsDir, target) : protobuf.util.path.resolve(origin, target);
   root.loadSync(CSI_PROTO, { keepCase: true });
   root.resolveAll();
-  return (csiRoot = root);
+  return root;
 }

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { LOADER_OPTIONS, REGISTRATION_PROTO } from '../../src/grpc/proto.js';
+import { loadCsiRoot, LOADER_OPTIONS, parseCsiProto, REGISTRATION_PROTO } from '../../src/grpc/proto.js';
 
 /** sha256 of csi.proto as released in container-storage-interface/spec v1.12.0. */
 const CSI_V1_12_0_SHA256 = '5b81236a3809f3ff0b877ff9b82215d0b74a8e291d7f3ec6ee1a44f537c0f86a';
@@ -56,9 +56,23 @@ describe('the generated request and response types (npm run gen)', () => {
 
   test('come from proto/csi.proto and proto/pluginregistration.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {
     expect(gen).toMatch(/^rm -rf src\/csi\/generated && proto-loader-gen-types /);
-    expect(gen).toMatch(/-I proto .* csi\.proto pluginregistration\.proto$/);
+    expect(gen).toMatch(/-I proto .* csi\.proto pluginregistration\.proto && node test\/tools\/proto-json\.mjs$/);
     expect(gen).toContain('-O src/csi/generated');
     expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/csi\/generated\/$/m);
+  });
+});
+
+describe('the CSI descriptor the driver starts from (src/csi/generated/csi-root.ts, npm run gen)', () => {
+  test('is proto/csi.proto as parsed from its text: every csi.v1 type, field, field option (csi_secret), enum and service', () => {
+    // protobufjs' Root.fromJSON drops enum values' options (the spec's alpha_enum_value marks), which tether never reads.
+    const withoutEnumValueOptions = (json: unknown) => JSON.parse(JSON.stringify(json, (key, value: unknown) => (key === 'valuesOptions' ? undefined : value)));
+    const csi = (root: protobuf.Root) => withoutEnumValueOptions(root.lookup('csi.v1')!.toJSON());
+    expect(csi(loadCsiRoot())).toEqual(csi(parseCsiProto()));
+    expect(Object.keys(csi(loadCsiRoot()).nested).length).toBeGreaterThan(80); // the top-level messages, enums and services of csi.v1
+  });
+
+  test('knows the secrets: NodeStageVolumeRequest.secrets carries csi_secret', () => {
+    expect(loadCsiRoot().lookupType('csi.v1.NodeStageVolumeRequest').fields.secrets!.options).toEqual({ '(csi_secret)': true });
   });
 });
 
