@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadPackageDefinition, makeClientConstructor, type MethodDefinition, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { makeClientConstructor, type MethodDefinition, type ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { CSI_ROOT_JSON } from '../csi/generated/csi-root.js';
+import { ROOT_JSON as CSI_ROOT_JSON } from '../csi/generated/csi-root.js';
+import { ROOT_JSON as REGISTRATION_ROOT_JSON } from '../csi/generated/registration-root.js';
 import type { ProtoGrpcType } from '../csi/generated/csi.js';
 import type { ProtoGrpcType as RegistrationProtoGrpcType } from '../csi/generated/pluginregistration.js';
 import { PROTO_DIR } from '../util/package-dir.js';
@@ -26,10 +26,10 @@ export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, de
 type CsiServices = ProtoGrpcType['csi']['v1'];
 
 /**
- * The CSI services as grpc-js serves them (typed from the generated code), made from the one parse
- * of the proto (loadCsiRoot) with the serializers @grpc/proto-loader makes — the same messages in
- * and out — but without the descriptors of every message type it builds for reflection, which
- * tether never serves: half the start-up time of the proto.
+ * The CSI services as grpc-js serves them (typed from the generated code), made from the one Root
+ * (loadCsiRoot) with the serializers @grpc/proto-loader makes — the same messages in and out — but
+ * without the descriptors of every message type it builds for reflection, which tether never serves,
+ * and without loading proto-loader at all.
  */
 export function loadCsiServices() {
   const root = loadCsiRoot();
@@ -45,6 +45,17 @@ export function loadCsiServices() {
 /** The Identity service's client constructor: tether's own health check probes its CSI socket with it. */
 export function loadIdentityClient() {
   return makeClientConstructor(loadCsiServices().Identity as unknown as ServiceDefinition, 'Identity') as unknown as CsiServices['Identity'];
+}
+
+/**
+ * A service of a descriptor `npm run gen` made (test/tools/proto-json.mjs) as a grpc-js client
+ * constructor whose `.service` a server adds: what loadPackageDefinition(loadSync(proto)) gives,
+ * without parsing the proto at run time.
+ */
+export function clientOfService<T>(json: protobuf.INamespace, name: string): T {
+  const root = protobuf.Root.fromJSON(json);
+  root.resolveAll();
+  return makeClientConstructor(serviceDefinition(root.lookupService(name)), name) as unknown as T;
 }
 
 /** What proto-loader's createPackageDefinition makes of a service (methods' paths, streaming flags, serializers). */
@@ -81,8 +92,7 @@ function deserializer(type: protobuf.Type): (buf: Buffer) => unknown {
 
 /** The kubelet's Registration service (server side) and its client constructor (tests act as the kubelet with it). */
 export function loadRegistrationService() {
-  const { pluginregistration } = loadPackageDefinition(loadSync(REGISTRATION_PROTO, LOADER_OPTIONS)) as unknown as RegistrationProtoGrpcType;
-  return pluginregistration.Registration;
+  return clientOfService<RegistrationProtoGrpcType['pluginregistration']['Registration']>(REGISTRATION_ROOT_JSON, 'pluginregistration.Registration');
 }
 
 let csiRoot: protobuf.Root | undefined;
@@ -90,7 +100,7 @@ let csiRoot: protobuf.Root | undefined;
 /**
  * The proto as protobufjs sees it, custom field options included (the `csi_secret` marks): made
  * once per process from the descriptor `npm run gen` parsed out of proto/csi.proto (csi-root.ts,
- * checked against parseCsiProto by a unit test), and shared by the services, the redactor and the
+ * checked against parseProto(CSI_PROTO) by a unit test), and shared by the services, the redactor and the
  * request limits.
  */
 export function loadCsiRoot(): protobuf.Root {
@@ -100,12 +110,12 @@ export function loadCsiRoot(): protobuf.Root {
   return (csiRoot = root);
 }
 
-/** proto/csi.proto parsed from its text, as `npm run gen` does (test/tools/proto-json.mjs). */
-export function parseCsiProto(): protobuf.Root {
+/** A .proto of proto/ parsed from its text, as `npm run gen` does (test/tools/proto-json.mjs). */
+export function parseProto(file: string): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) =>
     target.startsWith('google/protobuf/') ? path.join(protobufjsDir, target) : protobuf.util.path.resolve(origin, target);
-  root.loadSync(CSI_PROTO, { keepCase: true });
+  root.loadSync(file, { keepCase: true });
   root.resolveAll();
   return root;
 }

@@ -1,8 +1,6 @@
-import path from 'node:path';
-import { loadPackageDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { PROTO_DIR } from '../util/package-dir.js';
+import { clientOfService } from '../grpc/proto.js';
 import type { ProtoGrpcType } from './generated/keeper.js';
+import { ROOT_JSON } from './generated/keeper-root.js';
 
 export type { FenceRequest__Output as FenceRequest } from './generated/tether/keeper/v1/FenceRequest.js';
 export type { FenceResponse } from './generated/tether/keeper/v1/FenceResponse.js';
@@ -14,13 +12,11 @@ export type { MountResponse } from './generated/tether/keeper/v1/MountResponse.j
 export type { MountState, MountState__Output } from './generated/tether/keeper/v1/MountState.js';
 export type { UnmountRequest__Output as UnmountRequest } from './generated/tether/keeper/v1/UnmountRequest.js';
 
-/** proto/keeper.proto: the mount keeper's own protocol (package tether.keeper.v1). */
-export const KEEPER_PROTO = path.join(PROTO_DIR, 'keeper.proto');
 
-/** The same loader options as CSI's (and as `npm run gen:keeper` generates the types with). */
-const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
-
-/** The MountKeeper service, typed from the generated code: its definition and its client constructor. */
+/**
+ * The MountKeeper service, typed from the generated code: its definition and its client constructor,
+ * made from the descriptor `npm run gen:keeper` parsed out of keeper.proto, with CSI's loader options.
+ */
 export function loadKeeperService() {
-  return (loadPackageDefinition(loadSync(KEEPER_PROTO, LOADER_OPTIONS)) as unknown as ProtoGrpcType).tether.keeper.v1.MountKeeper;
+  return clientOfService<ProtoGrpcType['tether']['keeper']['v1']['MountKeeper']>(ROOT_JSON, 'tether.keeper.v1.MountKeeper');
 }

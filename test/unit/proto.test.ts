@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { loadCsiRoot, LOADER_OPTIONS, parseCsiProto, REGISTRATION_PROTO } from '../../src/grpc/proto.js';
+import { CSI_PROTO, loadCsiRoot, LOADER_OPTIONS, parseProto, REGISTRATION_PROTO } from '../../src/grpc/proto.js';
+import { ROOT_JSON as KEEPER_ROOT_JSON } from '../../src/keeper/generated/keeper-root.js';
+import { ROOT_JSON as REGISTRATION_ROOT_JSON } from '../../src/csi/generated/registration-root.js';
 
 /** sha256 of csi.proto as released in container-storage-interface/spec v1.12.0. */
 const CSI_V1_12_0_SHA256 = '5b81236a3809f3ff0b877ff9b82215d0b74a8e291d7f3ec6ee1a44f537c0f86a';
@@ -50,25 +52,35 @@ describe('the generated request and response types (npm run gen)', () => {
 
   test('npm run gen makes both: the CSI types and the mount keeper\'s', () => {
     expect(scripts.gen).toBe('npm run -s gen:csi && npm run -s gen:keeper');
-    expect(genKeeper).toMatch(/^rm -rf src\/keeper\/generated && proto-loader-gen-types .*-I proto .*-O src\/keeper\/generated keeper\.proto$/);
+    expect(genKeeper).toMatch(/^rm -rf src\/keeper\/generated && proto-loader-gen-types .*-I proto .*-O src\/keeper\/generated keeper\.proto && node test\/tools\/proto-json\.mjs proto\/keeper\.proto src\/keeper\/generated\/keeper-root\.ts$/);
     expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/keeper\/generated\/$/m);
   });
 
   test('come from proto/csi.proto and proto/pluginregistration.proto, into the git-ignored src/csi/generated/, rebuilt from scratch', () => {
     expect(gen).toMatch(/^rm -rf src\/csi\/generated && proto-loader-gen-types /);
-    expect(gen).toMatch(/-I proto .* csi\.proto pluginregistration\.proto && node test\/tools\/proto-json\.mjs$/);
+    expect(gen).toMatch(/-I proto .* csi\.proto pluginregistration\.proto && node test\/tools\/proto-json\.mjs proto\/csi\.proto src\/csi\/generated\/csi-root\.ts && node test\/tools\/proto-json\.mjs proto\/pluginregistration\.proto src\/csi\/generated\/registration-root\.ts$/);
     expect(gen).toContain('-O src/csi/generated');
     expect(readFileSync(path.join(repoRoot, '.gitignore'), 'utf8')).toMatch(/^\/src\/csi\/generated\/$/m);
   });
 });
 
-describe('the CSI descriptor the driver starts from (src/csi/generated/csi-root.ts, npm run gen)', () => {
-  test('is proto/csi.proto as parsed from its text: every csi.v1 type, field, field option (csi_secret), enum and service', () => {
-    // protobufjs' Root.fromJSON drops enum values' options (the spec's alpha_enum_value marks), which tether never reads.
-    const withoutEnumValueOptions = (json: unknown) => JSON.parse(JSON.stringify(json, (key, value: unknown) => (key === 'valuesOptions' ? undefined : value)));
-    const csi = (root: protobuf.Root) => withoutEnumValueOptions(root.lookup('csi.v1')!.toJSON());
-    expect(csi(loadCsiRoot())).toEqual(csi(parseCsiProto()));
-    expect(Object.keys(csi(loadCsiRoot()).nested).length).toBeGreaterThan(80); // the top-level messages, enums and services of csi.v1
+describe('the descriptors the driver starts from (npm run gen: csi-root.ts, registration-root.ts, keeper-root.ts)', () => {
+  // protobufjs' Root.fromJSON drops enum values' options (the spec's alpha_enum_value marks), which tether never reads.
+  const withoutEnumValueOptions = (json: unknown) => JSON.parse(JSON.stringify(json, (key, value: unknown) => (key === 'valuesOptions' ? undefined : value)));
+  const pkg = (root: protobuf.Root, name: string) => withoutEnumValueOptions(root.lookup(name)!.toJSON());
+
+  test('csi-root is proto/csi.proto as parsed from its text: every csi.v1 type, field, field option (csi_secret), enum and service', () => {
+    expect(pkg(loadCsiRoot(), 'csi.v1')).toEqual(pkg(parseProto(CSI_PROTO), 'csi.v1'));
+    expect(Object.keys(pkg(loadCsiRoot(), 'csi.v1').nested).length).toBeGreaterThan(80); // the top-level messages, enums and services of csi.v1
+  });
+
+  test.each([
+    ['registration-root', REGISTRATION_ROOT_JSON, REGISTRATION_PROTO, 'pluginregistration'],
+    ['keeper-root', KEEPER_ROOT_JSON, path.join(repoRoot, 'proto/keeper.proto'), 'tether.keeper.v1'],
+  ])('%s is its proto as parsed from its text', (_name, json, file, name) => {
+    const root = protobuf.Root.fromJSON(json);
+    root.resolveAll();
+    expect(pkg(root, name)).toEqual(pkg(parseProto(file), name));
   });
 
   test('knows the secrets: NodeStageVolumeRequest.secrets carries csi_secret', () => {
