@@ -49,13 +49,16 @@ export const attach: Suite = {
     const bareTarget = join(ctx.work, 'bare-target');
     await Promise.all([bareStaging, bareTarget].map((d) => mkdir(d, { recursive: true })));
 
+    // Each call timed on its own too: where attach and detach spend their time.
+    const calls = { NodeStage: [] as number[], NodePublish: [] as number[], NodeUnpublish: [] as number[], NodeUnstage: [] as number[] };
+    const call = async (name: keyof typeof calls, fn: () => Promise<unknown>) => void calls[name].push(await timed(fn));
     const tetherAttach = async () => {
-      await csi.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY });
-      await csi.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, readonly: false });
+      await call('NodeStage', () => csi.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: CAPABILITY }));
+      await call('NodePublish', () => csi.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: CAPABILITY, readonly: false }));
     };
     const tetherDetach = async () => {
-      await csi.NodeUnpublishVolume({ volume_id: id, target_path: target });
-      await csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+      await call('NodeUnpublish', () => csi.NodeUnpublishVolume({ volume_id: id, target_path: target }));
+      await call('NodeUnstage', () => csi.NodeUnstageVolume({ volume_id: id, staging_target_path: staging }));
     };
     await tetherAttach();
     const argv = await sshfsCommandLine(staging);
@@ -86,6 +89,7 @@ export const attach: Suite = {
       }
       if (i >= warm && (i - warm) % 5 === 4) ctx.progress(`${i - warm + 1}/${cycles} cycles: attach p50 tether ${percentile(ms.tether.attach, 50).toFixed(1)} / bare ${percentile(ms.bare.attach, 50).toFixed(1)} ms, detach ${percentile(ms.tether.detach, 50).toFixed(1)} / ${percentile(ms.bare.detach, 50).toFixed(1)} ms`);
     }
+    ctx.progress(`tether per call, p50 (warm-up included): ${Object.entries(calls).map(([name, xs]) => `${name} ${percentile(xs, 50).toFixed(1)}`).join(', ')} ms`);
     const note = `p50 of ${cycles} cycles, interleaved`;
     const row = (metric: string, kind: 'attach' | 'detach', baselineName: string, target: Row['target']): Row => ({
       suite: 'attach',
