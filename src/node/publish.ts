@@ -9,7 +9,7 @@ import type { Mounter } from '../mounts/mounter.js';
 import { resolvePath } from '../mounts/paths.js';
 import { probeMount } from '../mounts/probe.js';
 import { decideNodePublish, isReadOnlyMode, requireCapability } from '../volumes/access.js';
-import { DATA_DIR } from '../volumes/store.js';
+import { DATA_DIR } from '../volumes/layout.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';
 import { notAnswering, stageAt, stageWithClaim, stagingSpec } from './stage.js';

@@ -8,7 +8,7 @@ import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
 import type { MountSpec } from '../mounts/spec.js';
 import type { Backends } from '../volumes/registry.js';
-import { DATA_DIR } from '../volumes/store.js';
+import { DATA_DIR } from '../volumes/layout.js';
 import type { LeaseKeeper } from './leases.js';
 import { recoveryPlan, withTarget, type Rebind, type RecoveryPlan, type StageRecord } from './recovery-plan.js';
 import { orderedSpec, PROBE_TIMEOUT_MS, volumeSpec } from './volume-mounts.js';

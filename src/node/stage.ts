@@ -11,7 +11,7 @@ import { resolvePath } from '../mounts/paths.js';
 import type { MountSpec } from '../mounts/spec.js';
 import { isReadOnlyMode, requireCapability, type VolumeCapability } from '../volumes/access.js';
 import type { Backends } from '../volumes/registry.js';
-import { DATA_DIR } from '../volumes/store.js';
+import { DATA_DIR } from '../volumes/layout.js';
 import { run } from '../util/exec.js';
 import { withTimeout } from '../util/time.js';
 import type { NodeDeps } from './deps.js';

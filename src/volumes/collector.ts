@@ -2,7 +2,8 @@ import { posix } from 'node:path';
 import type { Logger } from 'pino';
 import { COPY_SCRATCH } from '../backends/backend.js';
 import { GROUPS_DIR, SNAPSHOTS_DIR } from './ids.js';
-import { TEMP_FILE, type VolumeStore } from './store.js';
+import { TEMP_FILE } from './layout.js';
+import type { VolumeStore } from './store.js';
 
 /** What the collector of orphans takes, and how much per run. */
 export interface CollectorLimits {
