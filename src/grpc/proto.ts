@@ -14,7 +14,6 @@ export const CSI_PROTO = path.join(PROTO_DIR, 'csi.proto');
 /** proto/pluginregistration.proto: the kubelet's plugin-registration API (k8s.io/kubelet pluginregistration/v1). */
 export const REGISTRATION_PROTO = path.resolve(path.dirname(CSI_PROTO), 'pluginregistration.proto');
 
-const protobufjsDir = path.dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
 
 /**
  * int64 fields arrive as strings (longs: String) and are converted to numbers once, at the edge,
@@ -112,6 +111,7 @@ export function loadCsiRoot(): protobuf.Root {
 
 /** A .proto of proto/ parsed from its text, as `npm run gen` does (test/tools/proto-json.mjs). */
 export function parseProto(file: string): protobuf.Root {
+  const protobufjsDir = path.dirname(createRequire(import.meta.url).resolve('protobufjs/package.json'));
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) =>
     target.startsWith('google/protobuf/') ? path.join(protobufjsDir, target) : protobuf.util.path.resolve(origin, target);
