@@ -1,4 +1,5 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -8,7 +9,14 @@ import { registrationSocketPath, registrationSocketProblem } from './grpc/kubele
 import { parseListenAddress } from './util/listen.js';
 import { DEFAULT_LEASE_TERMS, leaseTermsProblem, type LeaseTerms } from './volumes/lease.js';
 
-export type Mode = 'all' | 'controller' | 'node' | 'keeper';
+export type Mode = 'all' | 'controller' | 'node' | 'keeper' | 'docker';
+const MODES: readonly Mode[] = ['all', 'controller', 'node', 'keeper', 'docker'];
+
+/** The CO that drives this plugin: messages use its words for a workload (pod, task, container). */
+export type Orchestrator = 'kubernetes' | 'swarm' | 'docker';
+const ORCHESTRATORS: readonly Orchestrator[] = ['kubernetes', 'swarm', 'docker'];
+const WORKLOAD: Record<Orchestrator, string> = { kubernetes: 'pod', swarm: 'task', docker: 'container' };
+export const workloadWord = (co: Orchestrator) => WORKLOAD[co];
 
 /** CSI plugin names (and csi-sanity's stricter rule): letters at both ends. */
 const DRIVER_NAME = /^[a-zA-Z][A-Za-z0-9.-]{0,61}[a-zA-Z]$/;
@@ -31,6 +39,8 @@ const fileConfig = z
       })
       .strict()
       .prefault({}),
+    /** Docker's plugin (--mode docker): a mount ID no container has used its volume for this long is one Docker will never unmount (its container died in a daemon restart). */
+    dockerStrayMountSeconds: z.number().int().min(1).max(86_400).default(60),
     backends: z.array(backendSchema).min(1, 'at least one backend is required'),
   })
   .strict()
@@ -69,7 +79,28 @@ export interface Config {
   mountKeeper?: string;
   /** --mode keeper: the directories it mounts below (realpath'ed when compared); default the kubelet's. */
   keeperAllowedRoots: string[];
+  /** --orchestrator (docker with --mode docker): whose words the messages use. */
+  orchestrator: Orchestrator;
+  /** --mode docker: Docker's volume plugin protocol. */
+  docker?: DockerPluginConfig;
 }
+
+export interface DockerPluginConfig {
+  /** The driver name Docker knows (`docker volume create -d NAME`): the socket is /run/docker/plugins/NAME.sock unless --endpoint says otherwise. */
+  pluginName: string;
+  /** Where the host mounts volumes: <mountRoot>/<backend>/<directory>. */
+  mountRoot: string;
+  /** How long a Mount waits for another host or container to let go of a single-writer volume. */
+  mountWaitMs: number;
+  /** A mount ID no container has used its volume for this long is dropped (dockerStrayMountSeconds). */
+  strayAfterMs: number;
+}
+
+/** Docker gives a Mount call 2 minutes: the wait must end before that, with room for the mount itself. */
+export const MAX_DOCKER_MOUNT_WAIT_S = 100;
+const DEFAULT_DOCKER_MOUNT_WAIT_S = 90;
+/** A plugin name Docker finds as /run/docker/plugins/NAME.sock and `-d NAME` can say. */
+const DOCKER_PLUGIN_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export interface KubeletRegistration {
   /** The kubelet's plugins_registry directory as this process sees it, symlinks resolved. */
@@ -93,7 +124,8 @@ const leaseTerms = (l: { termSeconds: number; renewSeconds: number; fenceMarginS
 export class ConfigError extends Error {}
 
 const USAGE =
-  'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node|keeper --config FILE [--driver-name NAME] [--metrics-address HOST:PORT] [--health-address HOST:PORT] [--kubelet-registration-dir DIR [--kubelet-registration-path PATH]] [--log-level LEVEL] [--mount-keeper unix:///path/keeper.sock] [--keeper-allowed-root DIR ...]';
+  'usage: tether-csi --endpoint unix:///path/csi.sock --node-id NAME --mode all|controller|node|keeper --config FILE [--driver-name NAME] [--orchestrator kubernetes|swarm] [--metrics-address HOST:PORT] [--health-address HOST:PORT] [--kubelet-registration-dir DIR [--kubelet-registration-path PATH]] [--log-level LEVEL] [--mount-keeper unix:///path/keeper.sock] [--keeper-allowed-root DIR ...]; ' +
+  "for Docker's volume plugin: tether-csi --mode docker --config FILE [--node-id HOST] [--docker-plugin-name NAME] [--docker-mount-root DIR] [--docker-mount-wait SECONDS] [--metrics-address HOST:PORT] [--log-level LEVEL]";
 
 /** The command line's flags (parseArgs options). */
 const FLAGS = {
@@ -109,6 +141,10 @@ const FLAGS = {
   'log-level': { type: 'string', default: 'info' },
   'mount-keeper': { type: 'string' },
   'keeper-allowed-root': { type: 'string', multiple: true },
+  orchestrator: { type: 'string' },
+  'docker-plugin-name': { type: 'string' },
+  'docker-mount-root': { type: 'string' },
+  'docker-mount-wait': { type: 'string' },
 } as const;
 
 const parseFlags = (argv: string[]) => parseArgs({ args: argv, strict: true, options: FLAGS }).values;
@@ -120,11 +156,13 @@ export async function loadConfig(argv: string[]): Promise<Config> {
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; ${USAGE}`);
   }
-  const endpoint = required(values.endpoint, '--endpoint');
-  const socketPath = unixSocketPath(endpoint, '--endpoint');
   const mode = values.mode as Mode;
-  if (!['all', 'controller', 'node', 'keeper'].includes(mode)) throw new ConfigError(`--mode must be all, controller, node or keeper, got "${mode}"`);
-  const nodeId = values['node-id'] ?? '';
+  if (!MODES.includes(mode)) throw new ConfigError(`--mode must be ${MODES.slice(0, -1).join(', ')} or ${MODES.at(-1)}, got "${mode}"`);
+  const dockerFlagValues = dockerFlags(mode, values);
+  const endpoint = dockerFlagValues && !values.endpoint ? `unix:///run/docker/plugins/${dockerFlagValues.pluginName}.sock` : required(values.endpoint, '--endpoint');
+  const socketPath = unixSocketPath(endpoint, '--endpoint');
+  const orchestrator = orchestratorOf(mode, values.orchestrator);
+  const nodeId = values['node-id'] ?? (dockerFlagValues ? hostname() : '');
   if ((mode === 'all' || mode === 'node') && !nodeId) throw new ConfigError(`--node-id is required with --mode ${mode}`);
   const { mountKeeper, keeperAllowedRoots } = keeperFlags(mode, values['mount-keeper'], values['keeper-allowed-root']);
   if (Buffer.byteLength(nodeId) > 256) throw new ConfigError('--node-id must be at most 256 bytes (the CSI limit)');
@@ -139,6 +177,7 @@ export async function loadConfig(argv: string[]): Promise<Config> {
   const registrationFlags = { dir: values['kubelet-registration-dir'], path: values['kubelet-registration-path'] };
   checkRegistrationFlags(registrationFlags, mode);
   const file = await readConfigFile(required(values.config, '--config'));
+  const docker = dockerFlagValues && { ...dockerFlagValues, strayAfterMs: file.dockerStrayMountSeconds * 1000 };
   const driverName = values['driver-name'] ?? file.driverName ?? 'tether.csi.dev';
   if (!DRIVER_NAME.test(driverName)) throw new ConfigError(`driver name "${driverName}" must start and end with a letter and hold only letters, digits, dots and dashes (at most 63)`);
   const kubeletRegistration = registrationFlags.dir === undefined ? undefined : await kubeletRegistrationOf(registrationFlags.dir, registrationFlags.path ?? socketPath, driverName);
@@ -161,7 +200,41 @@ export async function loadConfig(argv: string[]): Promise<Config> {
     configPath: values.config!,
     mountKeeper,
     keeperAllowedRoots,
+    orchestrator,
+    docker,
   };
+}
+
+/** --mode docker's own flags (refused with any other mode); undefined for the other modes. */
+function dockerFlags(mode: Mode, values: ReturnType<typeof parseFlags>): Omit<DockerPluginConfig, 'strayAfterMs'> | undefined {
+  const given = (['docker-plugin-name', 'docker-mount-root', 'docker-mount-wait'] as const).filter((f) => values[f] !== undefined);
+  if (mode !== 'docker') {
+    if (given.length) throw new ConfigError(`--${given[0]} works with --mode docker only (got --mode ${mode})`);
+    return undefined;
+  }
+  for (const flag of ['health-address', 'kubelet-registration-dir', 'mount-keeper'] as const) {
+    if (values[flag] !== undefined) throw new ConfigError(`--${flag} does not work with --mode docker: Docker talks to the plugin over its own socket, and the plugin mounts itself`);
+  }
+  const pluginName = values['docker-plugin-name'] ?? 'tether';
+  if (!DOCKER_PLUGIN_NAME.test(pluginName)) throw new ConfigError(`--docker-plugin-name must be lowercase letters, digits, ".", "_" or "-" (at most 63, starting with a letter or digit), got "${pluginName}"`);
+  const mountRoot = (values['docker-mount-root'] ?? '/var/lib/tether/docker').replace(/(.)\/+$/, '$1');
+  if (!mountRoot.startsWith('/') || mountRoot === '/') throw new ConfigError(`--docker-mount-root must be an absolute directory other than /, got "${mountRoot}"`);
+  const wait = Number(values['docker-mount-wait'] ?? DEFAULT_DOCKER_MOUNT_WAIT_S);
+  if (!Number.isFinite(wait) || wait < 0 || wait > MAX_DOCKER_MOUNT_WAIT_S) {
+    throw new ConfigError(`--docker-mount-wait must be 0 to ${MAX_DOCKER_MOUNT_WAIT_S} seconds (Docker gives a mount 2 minutes), got "${values['docker-mount-wait']}"`);
+  }
+  return { pluginName, mountRoot, mountWaitMs: Math.round(wait * 1000) };
+}
+
+/** --orchestrator: kubernetes unless said; docker for --mode docker, which takes no other. */
+function orchestratorOf(mode: Mode, value: string | undefined): Orchestrator {
+  if (mode === 'docker') {
+    if (value !== undefined && value !== 'docker') throw new ConfigError(`--mode docker is Docker's plugin: --orchestrator must be docker or left out, got "${value}"`);
+    return 'docker';
+  }
+  if (value === undefined) return 'kubernetes';
+  if (value === 'docker' || !ORCHESTRATORS.includes(value as Orchestrator)) throw new ConfigError(`--orchestrator must be kubernetes or swarm (Docker's own plugin is --mode docker), got "${value}"`);
+  return value as Orchestrator;
 }
 
 /** A HOST:PORT flag, checked; undefined when not given. */

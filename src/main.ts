@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { pino, type Logger } from 'pino';
 import path from 'node:path';
-import { ConfigError, loadConfig, readBackendConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, readBackendConfig, type Config, type DockerPluginConfig } from './config.js';
 import { SshfsBackend } from './backends/sshfs.js';
 import { NfsBackend } from './backends/nfs.js';
 import { KeyedLocks } from './grpc/locks.js';
@@ -12,9 +12,8 @@ import { buildRequestLimits } from './grpc/limits.js';
 import type { ServiceSet } from './grpc/rpc.js';
 import { serve } from './grpc/server.js';
 import { identityService, VERSION } from './identity.js';
-import type { ClaimKeeper } from './node/claim-keeper.js';
-import type { LeaseKeeper } from './node/leases.js';
-import type { MountRecovery } from './node/recovery.js';
+import type { NodePlugin } from './node-plugin.js';
+import type { PipelineDeps } from './grpc/pipeline.js';
 import { monotonicMs } from './util/time.js';
 import { LeaseWatch } from './volumes/lease.js';
 import { Backends } from './volumes/registry.js';
@@ -26,11 +25,6 @@ const REGISTER_RETRY_MS = 30_000;
 /** The collector of orphans runs this long after start, then at this interval. */
 const COLLECT_FIRST_MS = 5 * 60_000;
 const COLLECT_EVERY_MS = 3_600_000;
-/** How often a node tries again to release a claim whose backend did not answer at NodeUnstage. */
-const CLAIM_RETRY_MS = 10_000;
-/** How often a node looks for staged FUSE mounts whose daemon died; and while one waits (for the keeper, say). */
-const RECOVERY_EVERY_MS = 10_000;
-const RECOVERY_RETRY_MS = 1_000;
 /** How often the mount keeper removes the key copies of mounts that are gone. */
 const KEEPER_SWEEP_MS = 60_000;
 
@@ -59,38 +53,16 @@ async function main(): Promise<void> {
     services.GroupController = groupControllerService(deps);
   }
   const locks = new KeyedLocks();
-  let claims: ClaimKeeper | undefined;
-  let leases: LeaseKeeper | undefined;
-  let recovery: MountRecovery | undefined;
-  const keeperModule = config.mountKeeper ? await import('./keeper/client.js') : undefined;
-  const keeper = keeperModule && config.mountKeeper ? new keeperModule.KeeperClient(config.mountKeeper) : undefined;
-  if (config.mode !== 'controller') {
-    const [{ readMountTable }, { Mounter }, { ClaimKeeper }, { LeaseKeeper }, { MountRecovery }, { nodeService }] = await Promise.all([
-      import('./mounts/mount-table.js'),
-      import('./mounts/mounter.js'),
-      import('./node/claim-keeper.js'),
-      import('./node/leases.js'),
-      import('./node/recovery.js'),
-      import('./node/service.js'),
-    ]);
-    // With a mount keeper, sshfs mounts are made and held by it and outlive this process's container.
-    const mounter = keeperModule && keeper ? new keeperModule.KeeperMounter(config.runtimeDir, log, keeper) : new Mounter(config.runtimeDir, log);
-    const { nodeId, runtimeDir } = config;
-    leases = new LeaseKeeper({ backends, mounter, nodeId, terms: config.lease, runtimeDir, metrics, log });
-    claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs: config.releaseIdleAfterSeconds * 1000, retryMs: CLAIM_RETRY_MS, leases, log });
-    recovery = new MountRecovery({ backends, mounter, locks, leases, runtimeDir, metrics, log, intervalMs: RECOVERY_EVERY_MS, retryMs: RECOVERY_RETRY_MS });
-    const leaseContext = { watch, termMs: config.lease.termMs };
-    services.Node = nodeService({ backends, mounter, claims, leases, recovery, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register });
-    await leases.resume(); // first: a volume whose lease lapsed while this plugin was down is fenced, never recovered
-    const table = readMountTable();
-    loadCsiRoot(); // parsed while findmnt runs
-    claims.reconcile(await table);
-    await claims.resumeReleases();
-    recovery.start();
-  }
+  const node = config.mode === 'controller' ? undefined : await (await import('./node-plugin.js')).startNodePlugin(config, { backends, locks, metrics, watch, register, log });
+  if (node) services.Node = node.service;
   const root = loadCsiRoot();
-  const server = await serve(config.socketPath, services, { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 });
+  const pipeline = { log, metrics, locks, redact: buildRedactor(root).redact, checkLimits: buildRequestLimits(root), maxCallMs: 300_000 };
   const metricsServer = prometheus && config.metricsAddress ? await prometheus.serve(config.metricsAddress) : undefined;
+  if (config.docker) {
+    await runDocker(config, config.docker, { backends, services, pipeline, metrics, log, node: node!, metricsServer });
+    return void register().catch(() => undefined);
+  }
+  const server = await serve(config.socketPath, services, pipeline);
   const healthServer = config.healthAddress ? await (await import('./grpc/health.js')).serveHealth(config.healthAddress, config.socketPath, log) : undefined;
   // Last, once the CSI socket answers: the kubelet calls NodeGetInfo as soon as it has registered the driver.
   const kubelet = config.kubeletRegistration ? await (await import('./grpc/kubelet-registration.js')).serveRegistration({ ...config.kubeletRegistration, driverName: config.driverName, log }) : undefined;
@@ -105,12 +77,30 @@ async function main(): Promise<void> {
     kubelet?.close(); // first: the kubelet unregisters the driver before its socket goes
     server.tryShutdown(() => undefined);
     healthServer?.server.close();
-    claims?.close();
-    leases?.close();
-    recovery?.close();
-    keeper?.close();
+    node?.close();
     metricsServer?.server.close();
     void backends.close().finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+/**
+ * `--mode docker`: Docker's volume plugin protocol on its socket, over this process's own Controller
+ * and Node services (called in-process, through the same pipeline); no CSI socket.
+ */
+async function runDocker(config: Config, docker: DockerPluginConfig, parts: { backends: Backends; services: ServiceSet; pipeline: PipelineDeps; metrics: MetricsSink; log: Logger; node: NodePlugin; metricsServer?: { server: { close(): void }; url: string } }): Promise<void> {
+  const [{ runDockerPlugin }, { inProcessCsi }] = await Promise.all([import('./docker-plugin.js'), import('./grpc/in-process.js')]);
+  const { log, node, metricsServer } = parts;
+  const plugin = await runDockerPlugin({ config: docker, socketPath: config.socketPath, runtimeDir: config.runtimeDir, host: config.nodeId, backends: parts.backends, csi: inProcessCsi(parts.services, parts.pipeline), metrics: parts.metrics, log });
+  log.info({ version: VERSION, mode: config.mode, socket: config.socketPath, host: config.nodeId, backends: parts.backends.names(), mountRoot: docker.mountRoot, metrics: metricsServer?.url }, 'tether is serving Docker');
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down; mounts stay in place');
+    plugin.close();
+    node.close();
+    metricsServer?.server.close();
+    void parts.backends.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();
   };
   process.once('SIGTERM', shutdown);

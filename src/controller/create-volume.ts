@@ -4,6 +4,7 @@ import { requireCapability } from '../volumes/access.js';
 import { chooseCapacity, fitsRange } from '../volumes/capacity.js';
 import { dirForName, dirForTemplate, volumeId } from '../volumes/ids.js';
 import { parseVolumeParameters } from '../volumes/params.js';
+import { SHARING_PARAMETER } from '../volumes/sharing.js';
 import type { NewVolumeRecord, VolumeRecord } from '../volumes/records.js';
 import type { Backends } from '../volumes/registry.js';
 import type { CopySource, VolumeStore } from '../volumes/store.js';
@@ -107,7 +108,7 @@ function refuseUnlessAnswers(standing: VolumeRecord, req: CreateRequest, where: 
 function createConflict(existing: VolumeRecord, req: Pick<CreateRequest, 'name' | 'capacity_range' | 'parameters'>, dir: string, sourceId: string | undefined): string | undefined {
   if (existing.name !== req.name) return `its directory ${dir} belongs to volume "${existing.name}"`;
   if (!fitsRange(existing.capacityBytes, req.capacity_range)) return `it exists with ${existing.capacityBytes} bytes, outside the requested capacity range`;
-  if ((existing.parameters.backend ?? '') !== (req.parameters?.backend ?? '')) return 'it exists with other parameters';
+  for (const key of ['backend', SHARING_PARAMETER]) if ((existing.parameters[key] ?? '') !== (req.parameters?.[key] ?? '')) return `it exists with another ${key} parameter`;
   if ((existing.contentSource?.id ?? '') !== (sourceId ?? '')) return 'it exists with another content source';
   return undefined;
 }

@@ -21,6 +21,8 @@ export interface NodeDeps {
   /** This process's watch over other nodes' leases, and the term of the leases it takes. */
   leaseContext: LeaseContext;
   metrics: MetricsSink;
+  /** The CO's word for what uses a volume (pod, task, container): messages tell the user what to restart. */
+  workload: string;
   /** Called by NodeGetInfo: (re-)registers this node with every backend. */
   register(): Promise<void>;
 }

@@ -99,7 +99,7 @@ export function unpublishVolume({ backends, mounter, claims, recovery }: NodeDep
 async function answeringStagedMount(deps: NodeDeps, req: PublishRequest, signal: AbortSignal, log: Logger) {
   const { backends, mounter, claims, leases, recovery } = deps;
   const fence = await leases.fenceOf(req.volume_id);
-  if (fence) throw precondition(`volume ${req.volume_id} was fenced on this node at ${fence.at}: ${fence.reason}; it must be unstaged and staged again (restart the pod) before it can be published here`);
+  if (fence) throw precondition(`volume ${req.volume_id} was fenced on this node at ${fence.at}: ${fence.reason}; it must be unstaged and staged again (restart the ${deps.workload}) before it can be published here`);
   const staging = await resolvePath(req.staging_target_path);
   const stagedMount = () =>
     volumeMountAt(backends, req.volume_id, staging, signal).catch((err: unknown) => {

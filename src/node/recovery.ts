@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyedLocks } from '../grpc/locks.js';
@@ -8,6 +8,7 @@ import type { Mounter } from '../mounts/mounter.js';
 import { probeMount } from '../mounts/probe.js';
 import type { MountSpec } from '../mounts/spec.js';
 import type { Backends } from '../volumes/registry.js';
+import { isNoteTemp, writeNote } from '../util/atomic-file.js';
 import { DATA_DIR } from '../volumes/layout.js';
 import type { LeaseKeeper } from './leases.js';
 import { recoveryPlan, withTarget, type Rebind, type RecoveryPlan, type StageRecord } from './recovery-plan.js';
@@ -263,7 +264,7 @@ export class MountRecovery {
 
   private async records(): Promise<StageRecord[]> {
     const dir = path.join(this.options.runtimeDir, 'staged');
-    const names = (await readdir(dir).catch(() => [])).filter((n) => !n.endsWith('.tmp'));
+    const names = (await readdir(dir).catch(() => [])).filter((n) => !isNoteTemp(n));
     const found = await Promise.all(names.map((n) => readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as StageRecord, () => undefined)));
     return found.filter((r): r is StageRecord => r !== undefined && isRecord(r));
   }
@@ -274,10 +275,7 @@ export class MountRecovery {
   }
 
   private async write(record: StageRecord): Promise<void> {
-    const file = this.fileOf(record.staging);
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    await writeFile(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    await writeNote(this.fileOf(record.staging), JSON.stringify(record));
   }
 
   private fileOf(staging: string): string {

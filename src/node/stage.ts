@@ -197,7 +197,7 @@ async function grantGroup(spec: MountSpec, staging: string, signal: AbortSignal)
     await run('chgrp', [String(gid), '--', dir], { timeoutMs: LOCAL_FS_TIMEOUT_MS, signal });
     await run('chmod', ['g+rwxs', '--', dir], { timeoutMs: LOCAL_FS_TIMEOUT_MS, signal });
   } catch (err) {
-    throw precondition(`cannot give ${dir} to the pod's fsGroup ${gid}: ${(err as Error).message}; the server must let this node's root change the directory (no root squash), or the share must already belong to that group`);
+    throw precondition(`cannot give ${dir} to the workload's group ${gid} (VOLUME_MOUNT_GROUP: a pod's fsGroup): ${(err as Error).message}; the server must let this node's root change the directory (no root squash), or the share must already belong to that group`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { invalid } from '../csi/errors.js';
+import { isSharing, SHARING_MODES, SHARING_PARAMETER } from './sharing.js';
 
 export type OnDelete = 'delete' | 'retain' | 'archive';
 const ON_DELETE: readonly OnDelete[] = ['delete', 'retain', 'archive'];
@@ -40,8 +41,8 @@ export function renderNameTemplate(template: string, params: Record<string, stri
 export function parseVolumeParameters(params: Record<string, string> | undefined, mutable: Record<string, string> | undefined): VolumeParameters {
   const all = { ...params, ...mutable };
   for (const key of Object.keys(params ?? {})) {
-    if (!['backend', 'onDelete', 'volumeNameTemplate'].includes(key) && !key.startsWith(CO_PREFIX)) {
-      throw invalid(`unknown parameter "${key}": tether accepts backend, onDelete and volumeNameTemplate`);
+    if (!['backend', 'onDelete', 'volumeNameTemplate', SHARING_PARAMETER].includes(key) && !key.startsWith(CO_PREFIX)) {
+      throw invalid(`unknown parameter "${key}": tether accepts backend, onDelete, volumeNameTemplate and ${SHARING_PARAMETER}`);
     }
   }
   for (const key of Object.keys(mutable ?? {})) {
@@ -49,6 +50,8 @@ export function parseVolumeParameters(params: Record<string, string> | undefined
   }
   const onDelete = all.onDelete ?? 'delete';
   if (!ON_DELETE.includes(onDelete as OnDelete)) throw invalid(`onDelete must be one of ${ON_DELETE.join(', ')}, got "${onDelete}"`);
+  const sharing = params?.[SHARING_PARAMETER];
+  if (sharing !== undefined && !isSharing(sharing)) throw invalid(`${SHARING_PARAMETER} must be one of ${SHARING_MODES.join(', ')}, got "${sharing}"`);
   const template = params?.volumeNameTemplate;
   return {
     backend: all.backend || undefined,

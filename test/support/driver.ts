@@ -12,7 +12,7 @@ export const DRIVER_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 export interface DriverOptions {
   nodeId?: string;
-  mode?: 'all' | 'controller' | 'node';
+  mode?: 'all' | 'controller' | 'node' | 'docker';
   /** sshfs options for the backend: tests use fast keep-alives so a dead server shows within seconds. */
   mountOptions?: string[];
   maxVolumesPerNode?: number;

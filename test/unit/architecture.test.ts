@@ -13,7 +13,7 @@ const GENERATED = ['csi/generated/', 'keeper/generated/'];
 /** src/ folders from the top down: each may import only folders on a later line. */
 const LAYERS: readonly (readonly string[])[] = [
   ['.'], // main.ts, config.ts, identity.ts: the command line and the wiring
-  ['controller', 'node'], // the CSI handlers, one file per concern; siblings do not import each other
+  ['controller', 'node', 'docker'], // the CSI handlers, one file per concern, and Docker's volume plugin over them; siblings do not import each other
   ['keeper'], // the mount keeper: its gRPC service over a unix socket, its rules, and the node's client
   ['grpc'], // server, request pipeline, RPC tables, secret redaction, metrics
   ['volumes'], // the layout on a backend, records, the registry of backends, pure rules

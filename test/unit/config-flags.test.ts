@@ -1,4 +1,4 @@
-// src/config.ts, the flags of the kubelet registration and the health endpoint: each rule, and the
+// src/config.ts, the flags of the kubelet registration, the health endpoint and Docker's plugin: each rule, and the
 // directory checks loadConfig makes before anything is served (a missing directory is named; a file
 // that is not a stale socket at the registration socket's path is refused and left alone).
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -115,5 +115,56 @@ describe('loadConfig: --health-address', () => {
     [['--health-address', '0.0.0.0:9810', '--metrics-address', '127.0.0.1:9810'], /--health-address and --metrics-address must use different ports, both use 9810/],
   ])('%j is refused', async (flags, expected) => {
     expect(await refusal(flags)).toMatch(expected);
+  });
+});
+
+describe("loadConfig: --mode docker (Docker's volume plugin)", () => {
+  const docker = (flags: string[]) => loadConfig(['--mode', 'docker', '--config', configFile, ...flags]);
+  const dockerRefusal = async (flags: string[]) => {
+    const err = await docker(flags).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).not.toContain('\n');
+    return (err as Error).message;
+  };
+
+  test('needs no endpoint and no node ID: the socket is /run/docker/plugins/tether.sock, the host its name', async () => {
+    const config = await docker([]);
+    expect(config).toMatchObject({ mode: 'docker', socketPath: '/run/docker/plugins/tether.sock', nodeId: os.hostname(), orchestrator: 'docker' });
+    expect(config.docker).toEqual({ pluginName: 'tether', mountRoot: '/var/lib/tether/docker', mountWaitMs: 90_000, strayAfterMs: 60_000 });
+  });
+
+  test('every flag is taken', async () => {
+    const config = await docker(['--docker-plugin-name', 'tether-ci', '--docker-mount-root', '/srv/tether/', '--docker-mount-wait', '2.5', '--node-id', 'host-a']);
+    expect(config).toMatchObject({ socketPath: '/run/docker/plugins/tether-ci.sock', nodeId: 'host-a', docker: { pluginName: 'tether-ci', mountRoot: '/srv/tether', mountWaitMs: 2500 } });
+    expect((await docker(['--endpoint', 'unix:///tmp/p.sock'])).socketPath).toBe('/tmp/p.sock');
+  });
+
+  test.each<[string[], RegExp]>([
+    [['--docker-plugin-name', 'Tether'], /--docker-plugin-name must be lowercase letters/],
+    [['--docker-plugin-name', '../x'], /--docker-plugin-name must be/],
+    [['--docker-mount-root', 'relative'], /--docker-mount-root must be an absolute directory other than \//],
+    [['--docker-mount-root', '/'], /--docker-mount-root must be an absolute directory other than \//],
+    [['--docker-mount-wait', '120'], /--docker-mount-wait must be 0 to 100 seconds \(Docker gives a mount 2 minutes\), got "120"/],
+    [['--docker-mount-wait', 'soon'], /--docker-mount-wait must be 0 to 100 seconds/],
+    [['--health-address', '0.0.0.0:9808'], /--health-address does not work with --mode docker/],
+    [['--mount-keeper', 'unix:///k.sock'], /--mount-keeper does not work with --mode docker/],
+    [['--kubelet-registration-dir', '/tmp'], /--kubelet-registration-dir does not work with --mode docker/],
+    [['--orchestrator', 'swarm'], /--mode docker is Docker's plugin: --orchestrator must be docker or left out/],
+  ])('%j is refused', async (flags, expected) => {
+    expect(await dockerRefusal(flags)).toMatch(expected);
+  });
+
+  test("Docker's flags with another mode are refused", async () => {
+    expect(await refusal(['--docker-mount-wait', '5'])).toMatch(/--docker-mount-wait works with --mode docker only \(got --mode node\)/);
+  });
+
+  test('--orchestrator names the words of the messages: kubernetes by default, swarm for a Swarm CSI plugin', async () => {
+    expect((await load([])).orchestrator).toBe('kubernetes');
+    expect((await load(['--orchestrator', 'swarm'])).orchestrator).toBe('swarm');
+    expect(await refusal(['--orchestrator', 'docker'])).toMatch(/--orchestrator must be kubernetes or swarm \(Docker's own plugin is --mode docker\), got "docker"/);
+    expect(await refusal(['--orchestrator', 'nomad'])).toMatch(/got "nomad"/);
   });
 });

@@ -28,6 +28,7 @@ describe('parseConfigText', () => {
       maxVolumesPerNode: 0,
       releaseIdleAfterSeconds: 30,
       lease: { termSeconds: 20, renewSeconds: 4, fenceMarginSeconds: 5 },
+      dockerStrayMountSeconds: 60,
       backends: [
         { name: 'box', type: 'sshfs', host: '10.0.0.5', port: 22, user: 'csi', path: '/srv/volumes', hostKey: HOST_KEY, privateKeyFile: '/etc/tether/id', mountOptions: [], sftpSessions: 4 },
       ],

@@ -34,7 +34,8 @@ describe('CreateVolume of a name that exists (one backend)', () => {
     ['another onDelete (mutable: no conflict)', { parameters: { backend: 'local', onDelete: 'retain' } }, undefined],
     ['a larger required size', { capacity_range: { required_bytes: 2 * GiB } }, 'outside the requested capacity range'],
     ['a limit below the size', { capacity_range: { limit_bytes: 1024 } }, 'outside the requested capacity range'],
-    ['no backend parameter this time', { parameters: {} }, 'other parameters'],
+    ['no backend parameter this time', { parameters: {} }, 'another backend parameter'],
+    ['another Docker sharing mode', { parameters: { backend: 'local', dockerSharing: 'all' } }, 'another dockerSharing parameter'],
     ['a content source it was not made from', { volume_content_source: { volume: { volume_id: 'local/pvc-src' } } }, 'another content source'],
   ])('%s', async (_, change, conflict) => {
     if (conflict === undefined) {

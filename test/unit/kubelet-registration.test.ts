@@ -9,7 +9,8 @@ import { Writable } from 'node:stream';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { execa } from 'execa';
 import { pino } from 'pino';
-import { bindingPath, MAX_SOCKET_PATH_BYTES, pluginInfo, registrationHandlers, registrationSocketPath, registrationSocketProblem, serveRegistration } from '../../src/grpc/kubelet-registration.js';
+import { pluginInfo, registrationHandlers, registrationSocketPath, registrationSocketProblem, serveRegistration } from '../../src/grpc/kubelet-registration.js';
+import { bindingPath, MAX_SOCKET_PATH_BYTES } from '../../src/util/unix-socket.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -17,6 +17,8 @@ describe('parseVolumeParameters', () => {
     ['onDelete=archive', { backend: 'box', onDelete: 'archive' }, undefined, { backend: 'box', onDelete: 'archive' }],
     ['onDelete as a mutable parameter', { backend: 'box' }, { onDelete: 'retain' }, { backend: 'box', onDelete: 'retain' }],
     ['the mutable onDelete wins over the plain one', { onDelete: 'delete' }, { onDelete: 'archive' }, { backend: undefined, onDelete: 'archive' }],
+    ['a Docker sharing mode (kept in the record, read by the Docker plugin)', { dockerSharing: 'onewriterpod' }, undefined, { backend: undefined, onDelete: 'delete' }],
+    ['every Docker sharing mode is known', { dockerSharing: 'readonly', backend: 'box' }, undefined, { backend: 'box', onDelete: 'delete' }],
     [
       'external-provisioner metadata keys are accepted',
       {
@@ -45,6 +47,9 @@ describe('parseVolumeParameters', () => {
     ['an unknown mutable parameter', undefined, { speed: 'fast' }, 'speed'],
     ['CO metadata as a mutable parameter', undefined, { 'csi.storage.k8s.io/pvc/name': 'x' }, 'csi.storage.k8s.io/pvc/name'],
     ['a bad mutable onDelete', undefined, { onDelete: 'never' }, 'never'],
+    ['an unknown Docker sharing mode', { dockerSharing: 'none' }, undefined, 'dockerSharing must be one of onewriter, onewriterpod, all, readonly, got "none"'],
+    ['a Docker sharing mode in the wrong case', { dockerSharing: 'OneWriter' }, undefined, 'OneWriter'],
+    ['the Docker sharing mode as a mutable parameter', undefined, { dockerSharing: 'all' }, 'dockerSharing'],
   ])('%s → INVALID_ARGUMENT naming it', (_, params, mutable, named) => {
     const err = csiError(() => parseVolumeParameters(params, mutable));
     expect(codeName(err)).toBe('INVALID_ARGUMENT');
