@@ -9,7 +9,7 @@ import type { InProcessCsi } from './grpc/in-process.js';
 import type { MetricsSink } from './grpc/metrics-sink.js';
 import type { Backends } from './volumes/registry.js';
 
-/** How often the plugin looks for such mount IDs, while any volume is mounted. */
+/** How often, at most, the plugin looks for mount IDs Docker will not unmount (and at least as often as they turn stray). */
 const RECONCILE_EVERY_MS = 60_000;
 
 export interface DockerPluginParts {
@@ -27,7 +27,7 @@ export interface DockerPluginParts {
  * `--mode docker`: Docker's volume plugin on this host. The driver (docker/driver.ts) makes its
  * volumes through tether's own Controller and Node services; this wires it to its socket, and checks
  * the mounts it noted against what is there — at start, whenever Docker activates the plugin (a
- * dockerd restart), and every minute.
+ * dockerd restart), and every minute (or as often as mount IDs turn stray, if that is sooner).
  */
 export async function runDockerPlugin(parts: DockerPluginParts): Promise<{ server: DockerServer; close(): void }> {
   const { config, log } = parts;
@@ -46,7 +46,7 @@ export async function runDockerPlugin(parts: DockerPluginParts): Promise<{ serve
   const reconcile = oneAtATime(() => driver.reconcile().catch((err: Error) => log.warn({ err: err.message }, 'could not check the noted mounts; trying again in a minute')));
   await reconcile();
   const server = await serveDocker({ socketPath: parts.socketPath, driver, onActivate: () => void reconcile(), metrics: parts.metrics, log });
-  const timer = setInterval(() => void reconcile(), RECONCILE_EVERY_MS);
+  const timer = setInterval(() => void reconcile(), Math.min(RECONCILE_EVERY_MS, config.strayAfterMs));
   timer.unref();
   return {
     server,

@@ -149,7 +149,9 @@ export class DockerVolumeDriver {
     }
     const notedIds = new Set(noted.map((r) => r.volumeId));
     for (const volumeId of await this.strayStagings(notedIds)) {
-      await this.queues.run(volumeId, () => this.unstage(volumeId)).catch((err: Error) => this.deps.log.warn({ volume: volumeId, err: err.message }, 'could not unmount a volume no container was noted for'));
+      // Looked at again in the volume's turn: a Mount may have noted it since.
+      const unnoted = async () => !(await this.deps.refs.get(volumeId)) && this.unstage(volumeId);
+      await this.queues.run(volumeId, unnoted).catch((err: Error) => this.deps.log.warn({ volume: volumeId, err: err.message }, 'could not unmount a volume no container was noted for'));
     }
   }
 

@@ -19,13 +19,11 @@ if [ "${TETHER_DOCKER_NO_BUILD:-}" = 1 ]; then
   echo "docker: SKIPPED — the Docker binaries for key $key are not in $dir and TETHER_DOCKER_NO_BUILD=1 says not to build them" >&2
   exit 77
 fi
+mkdir -p "$(dirname "$dir")"
 exec 8> "${dir}.lock"
 flock 8
 if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
-# runc's seccomp support links libseccomp.
-for p in libseccomp-dev pkg-config; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp-dev pkg-config >/dev/null; break; }
-done
+# runc's seccomp support links libseccomp: libseccomp-dev and pkg-config come from test/tools/install.sh.
 echo "docker: building dockerd $MOBY_VERSION, the docker CLI $CLI_VERSION and runc $RUNC_VERSION into $dir (cold: minutes)" >&2
 start=$SECONDS
 rm -rf "$dir" && mkdir -p "$dir"
@@ -41,7 +39,7 @@ cp "$work/vendor.mod" "$work/go.mod" && cp "$work/vendor.sum" "$work/go.sum"
 # tag, serves the CLI's few types (service and node options) alike.
 (cd "$work" && go mod edit -replace "github.com/moby/swarmkit/v2=github.com/moby/swarmkit/v2@$SWARMKIT_FOR_CLI")
 (cd "$work" && rm -rf vendor && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w -X github.com/docker/cli/cli/version.Version=${CLI_VERSION#v}" -o "$dir/docker" ./cmd/docker) >&2
-"$dir/dockerd" --version >&2 && "$dir/docker" --version >&2 && "$dir/runc" --version | head -1 >&2
+"$dir/dockerd" --version >&2 && "$dir/docker" --version >&2 && "$dir/runc" --version >&2
 touch "$dir/.complete"
 echo "docker: binaries built in $((SECONDS - start)) s" >&2
 echo "$dir"

@@ -17,7 +17,9 @@ PACKAGES=(openssh-server openssh-client sshfs fuse3 util-linux kmod iproute2
           nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind user-mode-linux gcc
           # the real-Kubernetes e2e (test/e2e): the container runtime and CNI plugins, dockerd to build the
           # image, debootstrap for its base, busybox for the workloads' image
-          containerd runc docker.io containernetworking-plugins debootstrap busybox-static)
+          containerd runc docker.io containernetworking-plugins debootstrap busybox-static
+          # the Docker tests (test/docker): runc built from its Go module links libseccomp
+          libseccomp-dev pkg-config)
 
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

@@ -1,0 +1,158 @@
+// A Docker host on this machine, for the tests: containerd (Debian's), a Docker engine built from its
+// Go module (test/docker/binaries.sh) and tether's Docker plugin, all inside a network namespace of the
+// test's own — engines try to reach image registries, which they must never do from the host's
+// network. They share the host's mount namespace (nsenter --net only: `ip netns exec` would also give
+// each process a mount namespace of its own, hiding the plugin's mounts from dockerd and containerd).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type Result, type ResultPromise } from 'execa';
+import { stringify } from 'yaml';
+import { DRIVER_MAIN } from '../support/driver.js';
+
+/** The directory of dockerd, docker and runc (TETHER_DOCKER_BIN, set by test/docker/run.sh). */
+export const DOCKER_BIN = process.env.TETHER_DOCKER_BIN ?? '';
+const CMD_TIMEOUT_MS = 120_000;
+
+export interface DockerHostOptions {
+  name: string;
+  /** The network namespace the host's processes run in. */
+  netns: string;
+  /** Where its state lives (data roots, logs, the plugin's config and mounts). */
+  dir: string;
+  /** Short runtime directory for sockets (a unix socket path holds 107 bytes). */
+  runDir: string;
+  /** tether's Docker plugin: its name (the socket in /run/docker/plugins/) and its config. */
+  pluginName: string;
+  backends: object[];
+  pluginArgs?: string[];
+  pluginConfig?: Record<string, unknown>;
+}
+
+export class DockerHost {
+  private containerd?: ResultPromise;
+  private dockerd?: ResultPromise;
+  private pluginProcess?: ResultPromise;
+  private pluginOutput = '';
+
+  constructor(readonly options: DockerHostOptions) {}
+
+  get socket(): string {
+    return path.join(this.options.runDir, 'docker.sock');
+  }
+
+  get mountRoot(): string {
+    return path.join(this.options.dir, 'volumes');
+  }
+
+  get pluginSocket(): string {
+    return `/run/docker/plugins/${this.options.pluginName}.sock`;
+  }
+
+  /** Starts containerd, then the engine; the plugin by startPlugin. */
+  async start(): Promise<void> {
+    const { dir, runDir } = this.options;
+    await mkdir(path.join(dir, 'log'), { recursive: true });
+    await mkdir(runDir, { recursive: true });
+    const config = path.join(dir, 'containerd.toml');
+    await writeFile(config, `version = 2\nroot = "${dir}/containerd"\nstate = "${runDir}/containerd"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${runDir}/containerd/containerd.sock"\n`);
+    this.containerd = this.spawn('containerd', ['--config', config], 'containerd');
+    await this.waitFor(`${runDir}/containerd/containerd.sock`, 'containerd');
+    await this.startDockerd();
+  }
+
+  async startDockerd(): Promise<void> {
+    const { dir, runDir } = this.options;
+    const args = ['--data-root', `${dir}/docker`, '--exec-root', `${runDir}/exec`, '--pidfile', `${runDir}/dockerd.pid`, '-H', `unix://${this.socket}`, '--containerd', `${runDir}/containerd/containerd.sock`];
+    args.push('--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false');
+    this.dockerd = this.spawn(path.join(DOCKER_BIN, 'dockerd'), args, 'dockerd');
+    const deadline = Date.now() + 60_000;
+    while ((await this.docker(['version'], { reject: false })).exitCode !== 0) {
+      if (Date.now() > deadline || this.dockerd.exitCode !== null) throw new Error(`dockerd of ${this.options.name} did not start:\n${(await this.log('dockerd')).slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** SIGKILLs the engine (its containers run on, their shims are containerd's), as a crash would. */
+  async killDockerd(): Promise<void> {
+    this.dockerd?.kill('SIGKILL');
+    await this.dockerd;
+  }
+
+  async startPlugin(): Promise<void> {
+    const { dir, name, pluginName } = this.options;
+    const configFile = path.join(dir, 'tether.yaml');
+    await writeFile(configFile, stringify({ runtimeDir: path.join(this.options.runDir, 'tether'), backends: this.options.backends, ...this.options.pluginConfig }));
+    const args = [DRIVER_MAIN, '--mode', 'docker', '--config', configFile, '--node-id', name, '--docker-plugin-name', pluginName, '--docker-mount-root', this.mountRoot, '--log-level', 'debug', ...(this.options.pluginArgs ?? [])];
+    this.pluginOutput = '';
+    this.pluginProcess = execa('nsenter', [`--net=/run/netns/${this.options.netns}`, '--', 'node', ...args], { reject: false, stdin: 'ignore', all: true, buffer: false });
+    this.pluginProcess.all?.on('data', (c: Buffer) => (this.pluginOutput += c.toString()));
+    await this.waitFor(this.pluginSocket, 'the plugin');
+  }
+
+  async stopPlugin(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    this.pluginProcess?.kill(signal);
+    await this.pluginProcess;
+    await writeFile(path.join(this.options.dir, 'log', 'plugin.log'), this.pluginOutput, { flag: 'a' });
+  }
+
+  pluginLog(): string {
+    return this.pluginOutput;
+  }
+
+  /** The docker CLI against this host's engine. */
+  docker(args: string[], options: { reject?: boolean; timeoutMs?: number } = {}): Promise<Result> {
+    return execa(path.join(DOCKER_BIN, 'docker'), ['-H', `unix://${this.socket}`, ...args], { reject: options.reject ?? true, timeout: options.timeoutMs ?? CMD_TIMEOUT_MS, stdin: 'ignore' });
+  }
+
+  async log(which: 'dockerd' | 'containerd'): Promise<string> {
+    return readFile(path.join(this.options.dir, 'log', `${which}.log`), 'utf8').catch(() => '');
+  }
+
+  /** Stops everything this host started, containers first; what it mounted is unmounted by the caller (unmountLeftovers). */
+  async stop(): Promise<void> {
+    await this.docker(['rm', '-f', '-v', ...(await this.containers())], { reject: false, timeoutMs: 60_000 });
+    await this.stopPlugin().catch(() => undefined);
+    this.dockerd?.kill('SIGTERM');
+    await this.dockerd;
+    for (const shim of await this.shimPids()) await execa('kill', ['-9', shim], { reject: false });
+    this.containerd?.kill('SIGTERM');
+    await this.containerd;
+  }
+
+  private async containers(): Promise<string[]> {
+    const { stdout } = await this.docker(['ps', '-aq'], { reject: false, timeoutMs: 30_000 });
+    return String(stdout ?? '').split('\n').filter(Boolean);
+  }
+
+  /** containerd's shims left running (containers that outlived their engine), found by their state files. */
+  private async shimPids(): Promise<string[]> {
+    const { stdout } = await execa('sh', ['-c', 'cat "$1"/containerd/io.containerd.runtime.v2.task/*/*/shim.pid 2>/dev/null', 'x', this.options.runDir], { reject: false });
+    return String(stdout).split('\n').filter((p) => /^\d+$/.test(p));
+  }
+
+  private spawn(program: string, args: string[], logName: string): ResultPromise {
+    const env = { PATH: `${DOCKER_BIN}:${process.env.PATH}`, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' };
+    const log = { file: path.join(this.options.dir, 'log', `${logName}.log`), append: true };
+    return execa('nsenter', [`--net=/run/netns/${this.options.netns}`, '--', program, ...args], { reject: false, stdin: 'ignore', env, stdout: log, stderr: log });
+  }
+
+  private async waitFor(socketPath: string, what: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while ((await execa('test', ['-S', socketPath], { reject: false })).exitCode !== 0) {
+      if (Date.now() > deadline) throw new Error(`${what} of ${this.options.name} did not make ${socketPath}:\n${this.pluginOutput.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** A one-layer busybox image (busybox-static), loaded into the host's engine as `busybox:tether-test`. */
+export async function loadBusybox(host: DockerHost, work: string): Promise<string> {
+  const image = 'busybox:tether-test';
+  const root = path.join(work, 'busybox-root');
+  const tar = path.join(work, 'busybox.tar');
+  await execa('sh', ['-c', 'mkdir -p "$1/bin" "$1/etc" "$1/tmp" && cp /bin/busybox "$1/bin/busybox" && for c in sh cat date echo id ls sleep stat tail touch wc seq sync printf; do ln -sf busybox "$1/bin/$c"; done && printf "root:x:0:0:root:/:/bin/sh\\n" > "$1/etc/passwd"', 'x', root]);
+  const pack = path.resolve(path.dirname(DRIVER_MAIN), '../../test/e2e/images/pack-image.sh');
+  await execa('bash', [pack, tar, image, root, 'null', '["sh"]']);
+  await host.docker(['load', '-q', '-i', tar]);
+  return image;
+}
