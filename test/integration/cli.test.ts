@@ -80,7 +80,7 @@ describe('tether-csi command line: exit 2 and one line naming the problem', () =
   }, 30_000);
 
   it('--mode bogus', async () => {
-    await expectConfigError(args({ mode: 'bogus' }), /--mode must be all, controller, node or keeper, got "bogus"/);
+    await expectConfigError(args({ mode: 'bogus' }), /--mode must be all, controller, node, keeper or docker, got "bogus"/);
   }, 30_000);
 
   it('an unknown flag', async () => {
