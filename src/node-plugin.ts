@@ -33,7 +33,8 @@ export interface NodePlugin {
  * The node side of a plugin (--mode node, all, or docker), started: its mounter (itself, or the mount
  * keeper), its writer leases (resumed first: a volume whose lease lapsed while the plugin was down is
  * fenced, never recovered), its claims and the recovery of dead FUSE mounts. A node that stages for a
- * CSI CO lets go of a claimed volume left idle (releaseIdleAfterSeconds); Docker's plugin does not —
+ * CSI CO lets go of a claimed volume left idle (releaseIdleAfterSeconds) — under Swarm, of a leased one
+ * too, as Swarm never unstages; Docker's plugin does not —
  * its containers' binds are not in the host's mount table, and Docker says when a volume is idle.
  */
 export async function startNodePlugin(config: Config, deps: NodePluginDeps): Promise<NodePlugin> {
@@ -53,7 +54,8 @@ export async function startNodePlugin(config: Config, deps: NodePluginDeps): Pro
   const { nodeId, runtimeDir } = config;
   const graceMs = config.mode === 'docker' ? 0 : config.releaseIdleAfterSeconds * 1000;
   const leases = new LeaseKeeper({ backends, mounter, nodeId, terms: config.lease, runtimeDir, metrics, log });
-  const claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs, retryMs: CLAIM_RETRY_MS, leases, log });
+  const releaseLeased = config.orchestrator === 'swarm';
+  const claims = new ClaimKeeper({ backends, mounter, locks, nodeId, runtimeDir, graceMs, retryMs: CLAIM_RETRY_MS, leases, releaseLeased, log });
   const recovery = new MountRecovery({ backends, mounter, locks, leases, runtimeDir, metrics, log, intervalMs: RECOVERY_EVERY_MS, retryMs: RECOVERY_RETRY_MS });
   const leaseContext = { watch: deps.watch, termMs: config.lease.termMs };
   const workload = workloadWord(config.orchestrator);

@@ -5,7 +5,7 @@ import type { KeyedLocks } from '../grpc/locks.js';
 import { bindsOf, readMountTable, type MountEntry } from '../mounts/mount-table.js';
 import type { Mounter } from '../mounts/mounter.js';
 import type { Backends } from '../volumes/registry.js';
-import { hasClaim, releaseClaim } from './claims.js';
+import { holds, releaseClaim } from './claims.js';
 import type { LeaseKeeper } from './leases.js';
 import { mountedHere, volumeIdOf, volumeSpec } from './volume-mounts.js';
 
@@ -22,6 +22,12 @@ export interface ClaimKeeperOptions {
   retryMs: number;
   /** This node's leases: one let go of with its claim. */
   leases: LeaseKeeper;
+  /**
+   * Also let go of an idle volume the node holds by a writer lease alone (published to it by
+   * ControllerPublish, no claim): for a CO that never sends NodeUnstage (Docker Swarm), whose staged
+   * volume would otherwise keep its lease — and every other node off it — forever.
+   */
+  releaseLeased: boolean;
   log: Logger;
 }
 
@@ -32,7 +38,8 @@ export interface ClaimKeeperOptions {
  *   Docker Swarm never sends NodeUnstage, and a claim that waited for it would keep the volume from
  *   its next node forever. The staging path is noted, so that a NodePublish there later — the CO
  *   still thinks it staged — stages the volume again, claim and all. Kubernetes (with
- *   ControllerPublish) makes no claims, so nothing here touches its volumes.
+ *   ControllerPublish) makes no claims, so nothing here touches its volumes; Swarm publishes with
+ *   ControllerPublish and still never unstages, so for it (releaseLeased) a writer lease alone counts.
  * - Unreachable backends. NodeUnstage unmounts even when the server is down; the claim is then
  *   taken off the record in the background, as soon as the server answers (noted on disk, so a
  *   restart goes on with it). Until then the claim keeps other nodes off: the safe side.
@@ -133,7 +140,7 @@ export class ClaimKeeper {
       const spec = volumeSpec(backends, volumeId);
       const table = await readMountTable(signal);
       const staged = table.find((m) => m.target === staging && m.source === spec.source);
-      if (!staged || bindsOf(table, staged).length || !(await hasClaim(backends, volumeId, nodeId, signal))) return;
+      if (!staged || bindsOf(table, staged).length || !(await holds(backends, volumeId, nodeId, this.options.releaseLeased, signal))) return;
       await mounter.unmount(staged, signal, spec.cutoff);
       await mounter.removeSecrets(staging);
       await mkdir(path.dirname(this.markerOf(staging)), { recursive: true, mode: 0o700 });
@@ -141,7 +148,7 @@ export class ClaimKeeper {
       if (mountedHere(await readMountTable(signal), spec.source)) return; // staged at another path too: that one keeps the claim
       await this.options.leases.release(volumeId);
       await releaseClaim(backends, volumeId, nodeId, signal).catch(() => this.releaseLater(volumeId));
-      log.info({ volume: volumeId, staging, graceMs: this.options.graceMs }, 'let go of a volume no workload used for the grace period: unstaged, claim released');
+      log.info({ volume: volumeId, staging, graceMs: this.options.graceMs }, 'let go of a volume no workload used for the grace period: unstaged, claim and lease released');
     } catch (err) {
       log.warn({ volume: volumeId, staging, err: (err as Error).message }, 'could not let go of an idle volume; trying again after the grace');
       this.releaseWhenIdle(volumeId, staging);

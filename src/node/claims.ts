@@ -63,10 +63,12 @@ export async function releaseClaim(backends: Backends, volumeId: string, nodeId:
   await store.updateVolume(ref.dir, (current) => (current && (current.claims.some(mine) || current.leases.some(mine)) ? { ...current, claims: current.claims.filter((c) => !mine(c)), leases: current.leases.filter((l) => !mine(l)) } : current), signal);
 }
 
-/** True if this node holds a claim on the volume. */
-export async function hasClaim(backends: Backends, volumeId: string, nodeId: string, signal?: AbortSignal): Promise<boolean> {
+/** True if this node holds a claim on the volume (or, with `orLease`, its writer lease). */
+export async function holds(backends: Backends, volumeId: string, nodeId: string, orLease: boolean, signal?: AbortSignal): Promise<boolean> {
   const { ref, store } = backends.locateVolume(volumeId);
-  return (await store.readVolume(ref.dir, signal))?.claims.some((c) => c.nodeId === nodeId) ?? false;
+  const record = await store.readVolume(ref.dir, signal);
+  const mine = (p: { nodeId: string }) => p.nodeId === nodeId;
+  return Boolean(record?.claims.some(mine) || (orLease && record?.leases.some(mine)));
 }
 
 /**

@@ -12,7 +12,7 @@ import { startSshServer, type SshServer } from '../support/sshd.js';
 import { backendConfig } from '../support/driver.js';
 import { mountsUnder, recordOn, unmountLeftovers } from '../support/helpers.js';
 import { makeNetLab, type NetLab } from '../partition/netlab.js';
-import { DockerHost, loadBusybox } from './engine.js';
+import { DockerHost, eventually as pollUntil, loadBusybox } from './engine.js';
 
 const STEP_MS = 120_000;
 const HOOK_MS = 180_000;
@@ -35,13 +35,8 @@ const dockerFails = async (...args: string[]) => {
 const onServer = (...parts: string[]) => join(server.root, ...parts);
 const tetherMounts = () => mountsUnder(host.mountRoot, 'fuse.sshfs');
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n--- plugin log (last lines)\n${host.pluginLog().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls `check`; on failure, shows the plugin's last lines. */
+const eventually = (check: () => Promise<boolean>, timeoutMs: number, what: string) => pollUntil(check, timeoutMs, what, () => `--- plugin log (last lines)\n${host.pluginLog().slice(-3000)}`);
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tether-docker-host-'));

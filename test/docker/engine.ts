@@ -1,8 +1,10 @@
 // A Docker host on this machine, for the tests: containerd (Debian's), a Docker engine built from its
 // Go module (test/docker/binaries.sh) and tether's Docker plugin, all inside a network namespace of the
 // test's own — engines try to reach image registries, which they must never do from the host's
-// network. They share the host's mount namespace (nsenter --net only: `ip netns exec` would also give
-// each process a mount namespace of its own, hiding the plugin's mounts from dockerd and containerd).
+// network. They share one mount namespace (nsenter, never `ip netns exec`, which would give each
+// process a mount namespace of its own and hide the plugin's mounts from dockerd and containerd):
+// the machine's, or — for several hosts, so that none sees another's mounts — one of the host's own
+// (makeMountNamespace), where /run/docker/plugins is a directory of that host's.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type Result, type ResultPromise } from 'execa';
@@ -26,6 +28,44 @@ export interface DockerHostOptions {
   backends: object[];
   pluginArgs?: string[];
   pluginConfig?: Record<string, unknown>;
+  /** A mount namespace of the host's own (makeMountNamespace); none: the machine's. */
+  mountNamespace?: MountNamespace;
+}
+
+export interface MountNamespace {
+  /** The namespace, bound to a file (nsenter --mount=). */
+  file: string;
+  /** What the host's processes see as /run/docker/plugins, as this process sees it. */
+  pluginsDir: string;
+}
+
+/**
+ * A mount namespace for one Docker host, kept by a bind of its nsfs file under `dir` (a private
+ * mount of its own, as such binds need). Mounts from the machine's namespace reach it (slave); what
+ * is mounted in it stays there. /run/docker/plugins in it is a directory of the host's own: each
+ * engine finds its own plugin under the one name.
+ */
+export async function makeMountNamespace(dir: string, name: string): Promise<MountNamespace> {
+  await mkdir(dir, { recursive: true });
+  if ((await execa('findmnt', ['-n', '--mountpoint', dir], { reject: false })).exitCode !== 0) {
+    await execa('mount', ['--bind', dir, dir]);
+    await execa('mount', ['--make-private', dir]);
+  }
+  const file = path.join(dir, name);
+  const pluginsDir = path.join(dir, `${name}-plugins`);
+  await writeFile(file, '');
+  await mkdir(pluginsDir, { recursive: true });
+  await mkdir('/run/docker/plugins', { recursive: true });
+  await execa('unshare', [`--mount=${file}`, '--propagation', 'slave', 'true']);
+  await execa('nsenter', [`--mount=${file}`, '--', 'mount', '--bind', pluginsDir, '/run/docker/plugins']);
+  return { file, pluginsDir };
+}
+
+/** Lets go of the namespaces made under `dir` (each ends when its last process has): their files unbound, then `dir`. */
+export async function removeMountNamespaces(dir: string): Promise<void> {
+  const { stdout } = await execa('findmnt', ['-rn', '-o', 'TARGET'], { reject: false });
+  for (const target of String(stdout).split('\n').filter((t) => t.startsWith(`${dir}/`)).sort().reverse()) await execa('umount', [target], { reject: false });
+  await execa('umount', [dir], { reject: false });
 }
 
 export class DockerHost {
@@ -44,8 +84,20 @@ export class DockerHost {
     return path.join(this.options.dir, 'volumes');
   }
 
+  /** The plugin's socket as this process sees it. */
   get pluginSocket(): string {
-    return `/run/docker/plugins/${this.options.pluginName}.sock`;
+    return path.join(this.options.mountNamespace?.pluginsDir ?? '/run/docker/plugins', `${this.options.pluginName}.sock`);
+  }
+
+  /** A command in the host's namespaces (its mount table, its network). */
+  inside(command: string, args: string[]): Promise<Result> {
+    return execa('nsenter', [...this.namespaces(), '--', command, ...args], { reject: false, timeout: CMD_TIMEOUT_MS, stdin: 'ignore' });
+  }
+
+  private namespaces(): string[] {
+    const ns = [`--net=/run/netns/${this.options.netns}`];
+    if (this.options.mountNamespace) ns.push(`--mount=${this.options.mountNamespace.file}`);
+    return ns;
   }
 
   /** Starts containerd, then the engine; the plugin by startPlugin. */
@@ -84,7 +136,7 @@ export class DockerHost {
     await writeFile(configFile, stringify({ runtimeDir: path.join(this.options.runDir, 'tether'), backends: this.options.backends, ...this.options.pluginConfig }));
     const args = [DRIVER_MAIN, '--mode', 'docker', '--config', configFile, '--node-id', name, '--docker-plugin-name', pluginName, '--docker-mount-root', this.mountRoot, '--log-level', 'debug', ...(this.options.pluginArgs ?? [])];
     this.pluginOutput = '';
-    this.pluginProcess = execa('nsenter', [`--net=/run/netns/${this.options.netns}`, '--', 'node', ...args], { reject: false, stdin: 'ignore', all: true, buffer: false });
+    this.pluginProcess = execa('nsenter', [...this.namespaces(), '--', 'node', ...args], { reject: false, stdin: 'ignore', all: true, buffer: false });
     this.pluginProcess.all?.on('data', (c: Buffer) => (this.pluginOutput += c.toString()));
     await this.waitFor(this.pluginSocket, 'the plugin');
   }
@@ -93,6 +145,12 @@ export class DockerHost {
     this.pluginProcess?.kill(signal);
     await this.pluginProcess;
     await writeFile(path.join(this.options.dir, 'log', 'plugin.log'), this.pluginOutput, { flag: 'a' });
+  }
+
+  /** The sshfs mounts below the plugin's mount root, as the host's mount table shows them. */
+  async sshfsMounts(): Promise<string[]> {
+    const { stdout } = await this.inside('findmnt', ['-rn', '-t', 'fuse.sshfs', '-o', 'TARGET']);
+    return String(stdout).split('\n').filter((t) => t.startsWith(`${this.mountRoot}/`));
   }
 
   pluginLog(): string {
@@ -133,7 +191,7 @@ export class DockerHost {
   private spawn(program: string, args: string[], logName: string): ResultPromise {
     const env = { PATH: `${DOCKER_BIN}:${process.env.PATH}`, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' };
     const log = { file: path.join(this.options.dir, 'log', `${logName}.log`), append: true };
-    return execa('nsenter', [`--net=/run/netns/${this.options.netns}`, '--', program, ...args], { reject: false, stdin: 'ignore', env, stdout: log, stderr: log });
+    return execa('nsenter', [...this.namespaces(), '--', program, ...args], { reject: false, stdin: 'ignore', env, stdout: log, stderr: log });
   }
 
   private async waitFor(socketPath: string, what: string): Promise<void> {
@@ -155,4 +213,22 @@ export async function loadBusybox(host: DockerHost, work: string): Promise<strin
   await execa('bash', [pack, tar, image, root, 'null', '["sh"]']);
   await host.docker(['load', '-q', '-i', tar]);
   return image;
+}
+
+/** Loads a docker-archive tarball (test/e2e/images: tether's image) into the host's engine; its tag. */
+export async function loadImage(host: DockerHost, tar: string): Promise<string> {
+  if (!tar) throw new Error('TETHER_IMAGE_TAR is not set: test/docker/run.sh builds the image');
+  const { stdout } = await host.docker(['load', '-i', tar]);
+  const tag = /Loaded image: (\S+)/.exec(String(stdout))?.[1];
+  if (!tag) throw new Error(`docker load printed no image name: ${String(stdout)}`);
+  return tag;
+}
+
+/** Polls `check` until it holds; fails after `timeoutMs` with `what` and whatever `details` says (logs, tasks). */
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string, details: () => Promise<string> | string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${await details()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -31,13 +31,15 @@ let work: string;
 let nodeA: Node;
 let nodeB: Node;
 let nodeC: Node;
+/** Run as Swarm's plugin (--orchestrator swarm): Swarm publishes with ControllerPublish, yet never unstages. */
+let nodeD: Node;
 let controller: CsiClient;
 const volumes = new Set<string>();
 
-async function startNode(id: string, mode: 'all' | 'node'): Promise<Node> {
+async function startNode(id: string, mode: 'all' | 'node', extraArgs: string[] = []): Promise<Node> {
   const dir = join(work, id);
   await mkdir(dir);
-  const driver = await startDriver(server, { nodeId: id, mode, extraConfig: { releaseIdleAfterSeconds: GRACE_S } });
+  const driver = await startDriver(server, { nodeId: id, mode, extraConfig: { releaseIdleAfterSeconds: GRACE_S }, extraArgs });
   return { id, driver, csi: csiClient(driver.endpoint), dir, staged: new Map(), published: new Map() };
 }
 
@@ -63,6 +65,7 @@ const unstage = async (node: Node, id: string, pod: string) => {
   await node.csi.NodeUnstageVolume({ volume_id: id, staging_target_path: paths(node, pod).staging });
   node.staged.delete(paths(node, pod).staging);
 };
+const leasesOf = async (id: string) => ((await recordOn(join(server.root, volumeDir(id)))).leases as { nodeId: string }[]).map((l) => l.nodeId);
 const claimsOf = async (id: string) => ((await recordOn(join(server.root, volumeDir(id)))).claims as { nodeId: string }[]).map((c) => c.nodeId);
 
 beforeAll(async () => {
@@ -72,10 +75,11 @@ beforeAll(async () => {
   controller = nodeA.csi;
   nodeB = await startNode('node-b', 'node');
   nodeC = await startNode('node-c', 'node');
+  nodeD = await startNode('node-d', 'node', ['--orchestrator', 'swarm']);
 }, 60_000);
 
 afterAll(async () => {
-  await tearDown({ work, drivers: [nodeA, nodeB, nodeC], volumes: { controller, ids: volumes, nodeIds: ['node-a', 'node-b', 'node-c'] }, servers: [server] });
+  await tearDown({ work, drivers: [nodeA, nodeB, nodeC, nodeD], volumes: { controller, ids: volumes, nodeIds: ['node-a', 'node-b', 'node-c', 'node-d'] }, servers: [server] });
 }, 120_000);
 
 describe('without ControllerPublish, node claims keep a single-writer volume on one node', () => {
@@ -187,6 +191,55 @@ describe('without ControllerPublish, node claims keep a single-writer volume on 
     expect((await cat(join(paths(nodeA, 'task').target, 'a.txt'))).stdout).toBe('from node-a');
     await unpublish(nodeA, id, 'task');
     await unstage(nodeA, id, 'task');
+  }, 60_000);
+});
+
+describe('with ControllerPublish, a node of a CO that never unstages (Swarm) lets go of its writer lease by itself', () => {
+  it(`node-d (--orchestrator swarm) drops its lease ${GRACE_S} s after its last target went; node-b gets the volume; a Kubernetes node keeps its staging`, async () => {
+    const id = await createVolume();
+    await controller.ControllerPublishVolume({ volume_id: id, node_id: 'node-d', volume_capability: RWO });
+    await stage(nodeD, id, 'task');
+    await publish(nodeD, id, 'task');
+    await write(join(paths(nodeD, 'task').target, 'd.txt'), 'from node-d\n');
+    await unpublish(nodeD, id, 'task'); // the task moved; Swarm sends no NodeUnstage
+    await controller.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-d' });
+    expect(await leasesOf(id)).toEqual(['node-d']); // staged, renewing: the next node must wait
+    const refused = await failure(controller.ControllerPublishVolume({ volume_id: id, node_id: 'node-b', volume_capability: RWO }), status.FAILED_PRECONDITION);
+    expect(refused.details).toContain('node-d');
+    const deadline = Date.now() + GRACE_S * 1000 + 10_000;
+    while ((await leasesOf(id)).length && Date.now() < deadline) await sleep(200);
+    expect(await leasesOf(id)).toEqual([]);
+    expect(await isMounted(paths(nodeD, 'task').staging)).toBe(false);
+    nodeD.staged.delete(paths(nodeD, 'task').staging);
+
+    await controller.ControllerPublishVolume({ volume_id: id, node_id: 'node-b', volume_capability: RWO });
+    await stage(nodeB, id, 'task');
+    await publish(nodeB, id, 'task');
+    expect((await cat(join(paths(nodeB, 'task').target, 'd.txt'))).stdout).toBe('from node-d');
+    // node-b runs for Kubernetes, whose kubelet always unstages: an idle staging stays until it does.
+    await unpublish(nodeB, id, 'task');
+    await sleep(GRACE_S * 1000 + 2000);
+    expect(await isMounted(paths(nodeB, 'task').staging)).toBe(true);
+    expect(await leasesOf(id)).toEqual(['node-b']);
+    await unstage(nodeB, id, 'task');
+    await controller.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-b' });
+  }, 60_000);
+});
+
+describe("messages in the CO's own words", () => {
+  it('node-d runs for Swarm: a volume whose FUSE daemon died says to restart the task, not the pod', async () => {
+    const id = await createVolume();
+    await controller.ControllerPublishVolume({ volume_id: id, node_id: 'node-d', volume_capability: RWO });
+    await stage(nodeD, id, 'words');
+    await publish(nodeD, id, 'words');
+    const { staging, target } = paths(nodeD, 'words');
+    await execa('pkill', ['-KILL', '-f', `sshfs .*${staging}`], { reject: false, timeout: CMD_TIMEOUT_MS }); // the daemon dies
+    const stats = await nodeD.csi.NodeGetVolumeStats({ volume_id: id, volume_path: target });
+    expect(stats.volume_condition).toMatchObject({ abnormal: true, message: expect.stringMatching(/restarting the task does it\)$/) });
+    expect(stats.volume_condition.message).not.toMatch(/\bpod\b/);
+    await unpublish(nodeD, id, 'words');
+    await unstage(nodeD, id, 'words');
+    await controller.ControllerUnpublishVolume({ volume_id: id, node_id: 'node-d' });
   }, 60_000);
 });
 

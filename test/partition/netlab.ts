@@ -9,6 +9,8 @@ export interface NetLab {
   server: { netns?: string; address: string };
   /** One namespace per host name given. */
   hosts: Record<string, string>;
+  /** Each host's own address, by host name. */
+  addresses: Record<string, string>;
   /** Drops every packet between `host` and the server, both ways, silently. */
   cut(host: string): Promise<void>;
   heal(host: string): Promise<void>;
@@ -22,9 +24,11 @@ const ip = (...args: string[]) => execa('ip', args, { timeout: 10_000 });
  * Makes one namespace per host, each linked to the server's: a namespace of its own, or — with
  * `serverHere` (the NFS guest, whose server runs in its first namespace) — this process's. Cuts are
  * nftables drops, or — where the kernel has no nftables (the NFS guest) — the server's end of the
- * host's link going down: the host's packets then vanish without a reset as well.
+ * host's link going down: the host's packets then vanish without a reset as well. With `hostsMeet`,
+ * hosts reach each other's addresses (10.231.<i+1>.2) through the server's namespace, which forwards
+ * (a sysctl of that namespace only); a cut still drops only the host's traffic with the server.
  */
-export async function makeNetLab(hostNames: string[], { serverHere = false } = {}): Promise<NetLab> {
+export async function makeNetLab(hostNames: string[], { serverHere = false, hostsMeet = false } = {}): Promise<NetLab> {
   const prefix = `tt${process.pid % 100000}`;
   const serverNs = serverHere ? undefined : `${prefix}-srv`;
   const inServer = (...args: string[]) => (serverNs ? ['-n', serverNs, ...args] : args);
@@ -57,9 +61,12 @@ export async function makeNetLab(hostNames: string[], { serverHere = false } = {
       await ip('-n', ns, 'addr', 'add', `${subnet}.2/24`, 'dev', `${prefix}h${i}`);
       await ip('-n', ns, 'link', 'set', `${prefix}h${i}`, 'up');
       await ip('-n', ns, 'route', 'add', `${SERVER_ADDRESS}/32`, 'via', `${subnet}.1`);
+      // Hosts that must reach each other (a swarm's nodes) do so through the server's namespace, which forwards.
+      if (hostsMeet) await ip('-n', ns, 'route', 'add', '10.231.0.0/16', 'via', `${subnet}.1`);
       await ip(...inServer('addr', 'add', `${subnet}.1/24`, 'dev', `${prefix}s${i}`));
       await ip(...inServer('link', 'set', `${prefix}s${i}`, 'up'));
     }
+    if (hostsMeet && serverNs) await execa('ip', ['netns', 'exec', serverNs, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { timeout: 10_000 });
   } catch (err) {
     await destroy();
     throw err;
@@ -69,6 +76,7 @@ export async function makeNetLab(hostNames: string[], { serverHere = false } = {
   return {
     server: { netns: serverNs, address: SERVER_ADDRESS },
     hosts,
+    addresses: Object.fromEntries(hostNames.map((name, i) => [name, `10.231.${i + 1}.2`])),
     cut: async (host) => {
       if (serverNs) await nft(host, `table inet tether_cut {\n chain out { type filter hook output priority 0; ip daddr ${SERVER_ADDRESS} drop; }\n chain in { type filter hook input priority 0; ip saddr ${SERVER_ADDRESS} drop; }\n}\n`);
       else await ip('link', 'set', serverEnd(host), 'down');

@@ -7,13 +7,14 @@
 #     exactly as charts/tether/values.yaml pins them;
 #   - the sandbox "pause" image (pause.c) and a busybox for workloads (busybox-static), named as
 #     containerd's config and examples/pod.yaml name them.
-# Env: E2E_CACHE (kept between runs: the base image, dockerd's layer cache), E2E_BIN (the binaries).
+# Env: E2E_CACHE (kept between runs: the base image, dockerd's layer cache), E2E_BIN (the binaries, for
+# the sidecars), IMAGES (which to build; default all: "small_images sidecar_images base_image tether_image").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 out=$1
 mkdir -p "$out"
-: "${E2E_CACHE:?}" "${E2E_BIN:?}"
+: "${E2E_CACHE:?}"
 
 NODE_VERSION=20.20.2          # the Dockerfile's default NODE_IMAGE release
 NPM_VERSION=10.8.2            # the npm that Node.js 20.20.2 ships with
@@ -96,6 +97,7 @@ tether_image() {
 # Each sidecar the chart runs, from its binary: the chart's pin must be the version built.
 sidecar_images() {
   local name image version built root
+  : "${E2E_BIN:?}"
   for name in csi-provisioner csi-attacher csi-resizer csi-snapshotter; do
     image=$(grep -oE "registry.k8s.io/sig-storage/$name:v[0-9.]+" "$repo/charts/tether/values.yaml" | head -1)
     version=${image##*:}
@@ -124,7 +126,4 @@ small_images() {
   rm -rf "$root"
 }
 
-t small_images
-t sidecar_images
-t base_image
-t tether_image
+for image in ${IMAGES:-small_images sidecar_images base_image tether_image}; do t "$image"; done
