@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { KeyedLocks } from './grpc/locks.js';
@@ -60,6 +61,7 @@ export async function startNodePlugin(config: Config, deps: NodePluginDeps): Pro
   const leaseContext = { watch: deps.watch, termMs: config.lease.termMs };
   const workload = workloadWord(config.orchestrator);
   const service = nodeService({ backends, mounter, claims, leases, recovery, leaseContext, metrics, nodeId, maxVolumesPerNode: config.maxVolumesPerNode, register: deps.register, workload });
+  await warnIfFenceIsWeak(log);
   await leases.resume();
   const table = readMountTable();
   loadCsiRoot(); // parsed while the mount table is read
@@ -75,4 +77,11 @@ export async function startNodePlugin(config: Config, deps: NodePluginDeps): Pro
       keeper?.close();
     },
   };
+}
+
+/** A node plugin without the capabilities a fence needs would fence weakly (bytes queued for a cut-off server delivered when the link is back): said at start, loudly. */
+async function warnIfFenceIsWeak(log: Logger): Promise<void> {
+  const { missingFenceCapabilities } = await import('./mounts/fence.js');
+  const missing = missingFenceCapabilities(await readFile('/proc/self/status', 'utf8').catch(() => ''));
+  if (missing.length) log.warn({ event: 'weak-fence', missing }, `this node plugin lacks ${missing.join(' and ')}: a fence cannot stop everything a cut-off node queued from reaching the server later; give the plugin these capabilities (the Swarm plugin's config.json and the chart do)`);
 }

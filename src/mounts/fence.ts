@@ -83,3 +83,14 @@ async function serverEndpoints(server: { host: string; port: number } | undefine
   const found = await withTimeout(lookup(server.host, { all: true }), 2_000, `resolving ${server.host}`).catch(() => []);
   return found.map((a) => ({ address: a.address, port: server.port }));
 }
+
+/** Capabilities a fence needs, by bit in /proc/self/status CapEff: mount and abort (SYS_ADMIN), reset TCP connections (`ss -K`: NET_ADMIN). */
+const FENCE_CAPABILITIES: Record<string, number> = { CAP_SYS_ADMIN: 21, CAP_NET_ADMIN: 12 };
+
+/** The capabilities this process lacks for a complete fence (empty when it has them all), from its CapEff line. */
+export function missingFenceCapabilities(status: string): string[] {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (!hex) return [];
+  const effective = BigInt(`0x${hex}`);
+  return Object.entries(FENCE_CAPABILITIES).filter(([, bit]) => !((effective >> BigInt(bit)) & 1n)).map(([name]) => name);
+}

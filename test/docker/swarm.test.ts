@@ -2,7 +2,8 @@
 // two engines built from their Go module, each in a network namespace of its own (their addresses
 // reach each other through the storage server's namespace), a real sshd as the backend. The plugin
 // is made with `docker plugin create` from a rootfs of tether's image and examples/swarm-plugin/config.json.
-// A service writing to a onewriter cluster volume is drained off the worker: it moves to the manager,
+// A service writing to a onewriter cluster volume keeps a second service off it, and when drained off
+// the worker it moves to the manager,
 // the data follows, and no line of the worker's lands after the manager's first. Then, during a move,
 // the worker's link to the server is cut mid-write: the manager gets the volume only once the worker's
 // writer lease has gone a full term unrenewed, and none of the worker's late writes lands after the
@@ -99,7 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await lab?.heal('swarm2').catch(() => undefined);
   if (manager) {
-    await manager.docker(['service', 'rm', 'writer', 'fenced'], { reject: false });
+    await manager.docker(['service', 'rm', 'writer', 'second', 'fenced'], { reject: false });
     await new Promise((r) => setTimeout(r, 3000));
     for (const v of ['journal', 'fenced']) await manager.docker(['volume', 'rm', '-f', v], { reject: false });
   }
@@ -125,6 +126,17 @@ describe('a Swarm service on a onewriter cluster volume', () => {
     await eventually(async () => (await read(onServer('journal', 'data', 'log'))).includes(workerId), 90_000, 'the worker writes');
     expect(await calls(manager, 'ControllerPublishVolume', 'OK')).toBeGreaterThanOrEqual(1);
     expect(await calls(worker, 'NodeStageVolume', 'OK')).toBeGreaterThanOrEqual(1);
+  }, STEP_MS);
+
+  it('keeps a second service on the volume from running while the first holds it (onewriter)', async () => {
+    await run(manager, 'service', 'create', '--detach', '--quiet', '--no-resolve-image', '--name', 'second', '--constraint', 'node.role==manager',
+      '--mount', 'type=cluster,src=journal,dst=/data', '--entrypoint', 'sh', image, '-c', 'echo second >> /data/log; sleep 600');
+    await new Promise((r) => setTimeout(r, 15_000));
+    const states = await run(manager, 'service', 'ps', '--format', '{{.CurrentState}} {{.Error}}', 'second');
+    expect(states).not.toMatch(/Running/);
+    expect(await read(onServer('journal', 'data', 'log'))).not.toContain('second');
+    console.log(`swarm: a second service on the onewriter volume: ${states.split('\n')[0]}`);
+    await run(manager, 'service', 'rm', 'second');
   }, STEP_MS);
 
   it('moves to the manager when the worker is drained; the data follows, and the two never write at once', async () => {
@@ -158,6 +170,9 @@ describe('a Swarm service on a onewriter cluster volume', () => {
     const durableA = durableRecords(await read(join(work, 'progress', 'fenced-A')));
     expect(verifyRound(await read(onServer('fenced', 'data', 'f')), durableA, 40)).toEqual([]);
     expect(tookMs).toBeGreaterThanOrEqual(LEASE.termSeconds * 1000);
+    const workerLog = await pluginLog(worker);
+    expect(workerLog).toMatch(/"event":"fence"/); // the worker fenced itself, completely:
+    expect(workerLog).not.toMatch(/weaker than asked|"event":"weak-fence"/); // the plugin has the capabilities a fence needs
     console.log(`swarm: the manager's writer finished ${tookMs} ms after the worker's link was cut (lease term ${LEASE.termSeconds} s); the worker had ${durableA.size} durable records`);
   }, STEP_MS);
 });

@@ -127,6 +127,7 @@ describe('two Docker hosts, one onewriter volume', () => {
     const problems = verifyRound(await readFile(onServer('fenced', 'data', 'f'), 'utf8'), durableRecords(await progress('fenced', 'A')), 40);
     expect(problems).toEqual([]);
     expect(one.pluginLog()).toMatch(/"event":"fence"/);
+    expect(one.pluginLog()).not.toMatch(/weaker than asked|"event":"weak-fence"/);
     expect(two.pluginLog()).toMatch(/"event":"lease-takeover"/);
     console.log(`docker two hosts: docker2's writer finished ${tookMs} ms after docker1's link was cut (lease term ${LEASE.termSeconds} s); docker1 wrote ${durableRecords(await progress('fenced', 'A')).size} durable records`);
     await run(one, 'rm', '-f', 'wa'); // its Unmount takes the fenced mount away
