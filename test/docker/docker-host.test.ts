@@ -116,7 +116,7 @@ describe('a named volume on one Docker host', () => {
 
   it('is removed with `docker volume rm` once unused (onDelete=delete: the data goes)', async () => {
     await docker('volume', 'rm', 'journal');
-    expect(await docker('volume', 'ls', '-q')).not.toContain('journal');
+    expect(await docker('volume', 'ls', '-q', '--filter', `driver=${driver}`)).not.toContain('journal');
     await expect(readFile(onServer('journal', 'data', 'log'))).rejects.toThrow(/ENOENT/);
   }, STEP_MS);
 });

@@ -207,7 +207,7 @@ export class DockerHost {
 export async function loadBusybox(host: DockerHost, work: string, image = 'busybox:tether-test'): Promise<string> {
   const root = path.join(work, 'busybox-root');
   const tar = path.join(work, 'busybox.tar');
-  await execa('sh', ['-c', 'mkdir -p "$1/bin" "$1/etc" "$1/tmp" && cp /bin/busybox "$1/bin/busybox" && for c in $(/bin/busybox --list); do ln -sf busybox "$1/bin/$c"; done && printf "root:x:0:0:root:/:/bin/sh\\n" > "$1/etc/passwd"', 'x', root]);
+  await execa('sh', ['-c', 'mkdir -p "$1/bin" "$1/etc" "$1/tmp" && cp /bin/busybox "$1/bin/busybox" && for c in $(/bin/busybox --list); do [ "$c" = busybox ] || ln -sf busybox "$1/bin/$c"; done && printf "root:x:0:0:root:/:/bin/sh\\n" > "$1/etc/passwd"', 'x', root]);
   const pack = path.resolve(path.dirname(DRIVER_MAIN), '../../test/e2e/images/pack-image.sh');
   await execa('bash', [pack, tar, image, root, 'null', '["sh"]']);
   await host.docker(['load', '-q', '-i', tar]);
