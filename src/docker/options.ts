@@ -2,8 +2,8 @@ import { DEFAULT_SHARING, isSharing, SHARING_MODES, type Sharing } from '../volu
 
 /**
  * The rules of Docker's side, as pure functions: which names Docker gives volumes, what `docker
- * volume create -o KEY=VALUE` may say, and what each sharing mode means in CSI terms. A problem is a
- * DockerOptionError with a message for the person who typed the command.
+ * volume create -o KEY=VALUE` may say (the sharing modes themselves are volumes/sharing.ts'). A
+ * problem is a DockerOptionError with a message for the person who typed the command.
  */
 export class DockerOptionError extends Error {}
 

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { MetricsSink } from '../grpc/metrics-sink.js';
 import { bindSocket, removeIfSame, socketAnswers } from '../util/unix-socket.js';
 import type { DockerVolumeDriver } from './driver.js';
-import { DockerError } from './messages.js';
+import { toCsiError } from '../csi/errors.js';
+import { asDockerError, DockerError } from './messages.js';
 import { DockerOptionError } from './options.js';
 
 /** Docker's requests are a name and a few options; anything near this is not Docker. */
@@ -113,9 +114,11 @@ async function answer(req: IncomingMessage, res: ServerResponse, table: Record<s
       body = await readBody(req);
       reply = { ...(await call(body)), Err: '' };
     } catch (err) {
-      code = err instanceof DockerError ? err.code : err instanceof DockerOptionError ? 'INVALID_ARGUMENT' : 'INTERNAL';
-      if (code === 'INTERNAL') log.error({ call: method, err: (err as Error).message }, 'unexpected error');
-      reply = { Err: firstLine(err) };
+      // Anything else (a backend that does not answer, say) goes through the CSI side's mapping: UNAVAILABLE, never a stack.
+      const known = err instanceof DockerError || err instanceof DockerOptionError ? err : asDockerError(toCsiError(err));
+      code = known instanceof DockerError ? known.code : 'INVALID_ARGUMENT';
+      if (code === 'INTERNAL') log.error({ call: method, err: known.message }, 'unexpected error');
+      reply = { Err: firstLine(known) };
     }
   }
   send(res, httpStatus, reply);
