@@ -96,6 +96,14 @@ export function bindsOf(table: readonly MountEntry[], staged: MountEntry): Mount
   return table.filter((m) => m.device === staged.device && m.target !== staged.target && sourceMatches(m, staged.source));
 }
 
+/**
+ * The other mounts of `entry`'s filesystem (same device, another target): its binds, and — on NFS,
+ * whose client shares one superblock among the mounts of one server — other volumes' mounts too.
+ */
+export function sharingFilesystem(table: readonly MountEntry[], entry: MountEntry): MountEntry[] {
+  return table.filter((m) => m.device === entry.device && m.target !== entry.target);
+}
+
 export const isReadOnly = (m: MountEntry) => m.options.includes('ro');
 
 /** findmnt shows a bind mount of a subdirectory as `source[/sub]` (FUSE) or `server:/path/sub` (NFS). */

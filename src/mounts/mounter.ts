@@ -5,7 +5,7 @@ import { alreadyExists, cancelled, CsiError, notFound, unavailable, internal } f
 import { CommandError, run } from '../util/exec.js';
 import { listProcesses } from './connections.js';
 import { daemonsOf, stopMountProcesses, type DaemonStop } from './daemon.js';
-import { mountAt, readMountTable, sourceMatches, type MountEntry } from './mount-table.js';
+import { mountAt, readMountTable, sharingFilesystem, sourceMatches, type MountEntry } from './mount-table.js';
 import { probeMount } from './probe.js';
 import type { Cutoff, MountSpec } from './spec.js';
 
@@ -129,8 +129,14 @@ export class Mounter {
       await umount([]);
       return true;
     }
-    // umount -f kills the RPCs in flight on the whole NFS client of that server — every volume of
-    // it on this node shares one superblock — so only when this mount's server does not answer.
+    // umount -f fails the requests in flight on the whole superblock, which NFS mounts of one server
+    // share unless mounted with nosharecache (tether's default; a StorageClass may ask for sharecache):
+    // so only when no other mount shares it, and this mount's server does not answer.
+    const others = sharingFilesystem(await readMountTable(signal), entry);
+    if (others.length) {
+      this.log.warn({ target: entry.target, sharedWith: others.slice(0, 3).map((m) => m.target) }, 'not forcing the unmount: other mounts share its filesystem');
+      return false;
+    }
     if ((await probeMount(entry.target, UNRESPONSIVE_PROBE_MS, signal)).ok) return false;
     await umount(['--force']);
     return true;

@@ -257,9 +257,21 @@ describe('the NFS server dies, and comes back', () => {
     expect(await readFile(onServer(id, 'data', 'precious.txt'), 'utf8')).toBe('written before the crash');
     // The first story's volume stayed mounted through the outage (a hard mount, as users have): it
     // heals by itself, and tearing down this volume did not break it although they share the NFS client.
-    const healed = await timed(() => cat(join(work, 'pod-2', 'hello.txt')));
-    times['kill.other-volume-healed'] = healed.ms;
-    expect(healed.value?.stdout).toBe('written on node-a');
+    // Linux 6.1's client (this guest) sometimes fails the first request after the restart with
+    // "Unknown error 512" (ERESTARTSYS leaked by its state recovery; seen with and without tether's
+    // umount -f): that once, and nothing else, is tolerated — the README's NFS section says so.
+    const healStart = Date.now();
+    const failures: string[] = [];
+    let healed = await cat(join(work, 'pod-2', 'hello.txt'));
+    while (healed.exitCode !== 0 && failures.length < 3) {
+      failures.push(String(healed.stderr));
+      healed = await cat(join(work, 'pod-2', 'hello.txt'));
+    }
+    times['kill.other-volume-healed'] = Date.now() - healStart;
+    expect({ stdout: healed.stdout, stderr: healed.stderr }).toEqual({ stdout: 'written on node-a', stderr: '' });
+    expect(failures.length).toBeLessThanOrEqual(1);
+    for (const failure of failures) expect(failure).toMatch(/Unknown error 512$/);
+    if (failures.length) console.log(`nfs: the other volume's first read after the restart failed once: ${failures[0]}`);
     await stage(id, staging);
     await publish(id, staging, target);
     expect((await cat(join(target, 'precious.txt'))).stdout).toBe('written before the crash');

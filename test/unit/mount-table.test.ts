@@ -1,6 +1,6 @@
 // src/mounts/mount-table.ts: /proc/self/mountinfo, read as `findmnt --list --output TARGET,SOURCE,FSTYPE,OPTIONS,MAJ:MIN` shows it.
 import { execa } from 'execa';
-import { bindsOf, entryOf, isReadOnly, mergeOptions, mountAt, parseMountInfo, readMountInfo, readMountTable, sourceMatches, type MountEntry } from '../../src/mounts/mount-table.js';
+import { bindsOf, entryOf, sharingFilesystem, isReadOnly, mergeOptions, mountAt, parseMountInfo, readMountInfo, readMountTable, sourceMatches, type MountEntry } from '../../src/mounts/mount-table.js';
 
 const STAGING = '/var/lib/kubelet/plugins/kubernetes.io/csi/tether.csi.dev/0f3c/globalmount';
 const POD_A = '/var/lib/kubelet/pods/1111-aaaa/volumes/kubernetes.io~csi/pvc-1/mount';
@@ -108,6 +108,18 @@ describe('bindsOf', () => {
     ['the other NFS volume has no pod', NFS_OTHER, []],
   ])('%s', (_, target, binds) => {
     expect(bindsOf(table, mountAt(table, target)!).map((m) => m.target)).toEqual(binds);
+  });
+});
+
+describe('sharingFilesystem: who an umount --force of a mount would hit', () => {
+  test.each<[string, string, string[]]>([
+    ['the staged sshfs volume: its pods', STAGING, [POD_A, POD_B]],
+    ['a filesystem nobody else mounts', '/mnt/stacked', []],
+    // One NFS server, one superblock: forcing one volume off would fail the other volume's requests too.
+    ['an NFS volume: its pod and the other volume of that server', NFS_STAGING, [NFS_POD, NFS_OTHER]],
+    ['the other NFS volume: the first one and its pod', NFS_OTHER, [NFS_STAGING, NFS_POD]],
+  ])('%s', (_, target, others) => {
+    expect(sharingFilesystem(table, mountAt(table, target)!).map((m) => m.target).sort()).toEqual([...others].sort());
   });
 });
 
