@@ -11,8 +11,12 @@ import { execa, type Result, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import { DRIVER_MAIN } from '../support/driver.js';
 
-/** The directory of dockerd, docker and runc (TETHER_DOCKER_BIN, set by test/docker/run.sh). */
-export const DOCKER_BIN = process.env.TETHER_DOCKER_BIN ?? '';
+/** The directory of dockerd, docker and runc (TETHER_DOCKER_BIN, set by test/docker/run.sh and the lab): never the machine's own. */
+export function dockerBin(): string {
+  const dir = process.env.TETHER_DOCKER_BIN;
+  if (!dir) throw new Error('TETHER_DOCKER_BIN is not set: test/docker/run.sh builds the engine (test/docker/binaries.sh)');
+  return dir;
+}
 const CMD_TIMEOUT_MS = 120_000;
 
 export interface DockerHostOptions {
@@ -30,6 +34,8 @@ export interface DockerHostOptions {
   pluginConfig?: Record<string, unknown>;
   /** A mount namespace of the host's own (makeMountNamespace); none: the machine's. */
   mountNamespace?: MountNamespace;
+  /** The engine: the one built from its Go module (default), or Debian's docker.io (20.10: the legacy plugin protocol only) with Debian's runc. */
+  engine?: 'built' | 'debian';
 }
 
 export interface MountNamespace {
@@ -43,9 +49,10 @@ export interface MountNamespace {
  * A mount namespace for one Docker host, kept by a bind of its nsfs file under `dir` (a private
  * mount of its own, as such binds need). Mounts from the machine's namespace reach it (slave); what
  * is mounted in it stays there. /run/docker/plugins in it is a directory of the host's own: each
- * engine finds its own plugin under the one name.
+ * engine finds its own plugin under the one name. `binds` (target → source) shows more of the host's
+ * own directories in it: the lab's /etc/tether.
  */
-export async function makeMountNamespace(dir: string, name: string): Promise<MountNamespace> {
+export async function makeMountNamespace(dir: string, name: string, binds: Record<string, string> = {}): Promise<MountNamespace> {
   await mkdir(dir, { recursive: true });
   if ((await execa('findmnt', ['-n', '--mountpoint', dir], { reject: false })).exitCode !== 0) {
     await execa('mount', ['--bind', dir, dir]);
@@ -58,6 +65,7 @@ export async function makeMountNamespace(dir: string, name: string): Promise<Mou
   await mkdir('/run/docker/plugins', { recursive: true });
   await execa('unshare', [`--mount=${file}`, '--propagation', 'slave', 'true']);
   await execa('nsenter', [`--mount=${file}`, '--', 'mount', '--bind', pluginsDir, '/run/docker/plugins']);
+  for (const [target, source] of Object.entries(binds)) await execa('nsenter', [`--mount=${file}`, '--', 'mount', '--bind', source, target]);
   return { file, pluginsDir };
 }
 
@@ -116,7 +124,7 @@ export class DockerHost {
     const { dir, runDir } = this.options;
     const args = ['--data-root', `${dir}/docker`, '--exec-root', `${runDir}/exec`, '--pidfile', `${runDir}/dockerd.pid`, '-H', `unix://${this.socket}`, '--containerd', `${runDir}/containerd/containerd.sock`];
     args.push('--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--ip-forward=false', '--userland-proxy=false');
-    this.dockerd = this.spawn(path.join(DOCKER_BIN, 'dockerd'), args, 'dockerd');
+    this.dockerd = this.spawn(this.program('dockerd'), args, 'dockerd');
     const deadline = Date.now() + 60_000;
     while ((await this.docker(['version'], { reject: false })).exitCode !== 0) {
       if (Date.now() > deadline || this.dockerd.exitCode !== null) throw new Error(`dockerd of ${this.options.name} did not start:\n${(await this.log('dockerd')).slice(-3000)}`);
@@ -159,7 +167,7 @@ export class DockerHost {
 
   /** The docker CLI against this host's engine. */
   docker(args: string[], options: { reject?: boolean; timeoutMs?: number } = {}): Promise<Result> {
-    return execa(path.join(DOCKER_BIN, 'docker'), ['-H', `unix://${this.socket}`, ...args], { reject: options.reject ?? true, timeout: options.timeoutMs ?? CMD_TIMEOUT_MS, stdin: 'ignore' });
+    return execa(this.program('docker'), ['-H', `unix://${this.socket}`, ...args], { reject: options.reject ?? true, timeout: options.timeoutMs ?? CMD_TIMEOUT_MS, stdin: 'ignore' });
   }
 
   async log(which: 'dockerd' | 'containerd'): Promise<string> {
@@ -188,8 +196,13 @@ export class DockerHost {
     return String(stdout).split('\n').filter((p) => /^\d+$/.test(p));
   }
 
+  private program(name: 'dockerd' | 'docker'): string {
+    if (this.options.engine === 'debian') return name === 'dockerd' ? '/usr/sbin/dockerd' : '/usr/bin/docker';
+    return path.join(dockerBin(), name);
+  }
+
   private spawn(program: string, args: string[], logName: string): ResultPromise {
-    const env = { PATH: `${DOCKER_BIN}:${process.env.PATH}`, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' };
+    const env = { PATH: this.options.engine === 'debian' ? process.env.PATH : `${dockerBin()}:${process.env.PATH}`, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1' };
     const log = { file: path.join(this.options.dir, 'log', `${logName}.log`), append: true };
     return execa('nsenter', [...this.namespaces(), '--', program, ...args], { reject: false, stdin: 'ignore', env, stdout: log, stderr: log });
   }

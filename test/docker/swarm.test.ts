@@ -18,7 +18,7 @@ import { DRIVER_MAIN } from '../support/driver.js';
 import { mountsUnder, unmountLeftovers } from '../support/helpers.js';
 import { makeNetLab, type NetLab } from '../partition/netlab.js';
 import { durableRecords, verifyRound } from '../partition/verify.js';
-import { DOCKER_BIN, DockerHost, eventually as pollUntil, loadImage } from './engine.js';
+import { dockerBin, DockerHost, eventually as pollUntil, loadImage } from './engine.js';
 
 const STEP_MS = 240_000;
 const HOOK_MS = 300_000;
@@ -87,7 +87,7 @@ beforeAll(async () => {
   await Promise.all([manager.start(), worker.start()]);
   [image] = await Promise.all([loadImage(manager, process.env.TETHER_IMAGE_TAR ?? ''), loadImage(worker, process.env.TETHER_IMAGE_TAR ?? '')]);
   const pluginDir = join(work, 'plugin');
-  await execa('bash', [join(REPO, 'examples/swarm-plugin/make-plugin.sh'), image, pluginDir], { env: { DOCKER: `${join(DOCKER_BIN, 'docker')} -H unix://${manager.socket}` } });
+  await execa('bash', [join(REPO, 'examples/swarm-plugin/make-plugin.sh'), image, pluginDir], { env: { DOCKER: `${join(dockerBin(), 'docker')} -H unix://${manager.socket}` } });
   await Promise.all([installPlugin(manager, pluginDir), installPlugin(worker, pluginDir)]);
   await run(manager, 'swarm', 'init', '--advertise-addr', lab.addresses.swarm1!, '--listen-addr', `${lab.addresses.swarm1}:2377`);
   const token = await run(manager, 'swarm', 'join-token', '-q', 'worker');

@@ -7,8 +7,8 @@ import { chmod, mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { startSshServer, type SshServer } from '../support/sshd.js';
-import { startDriver, type RunningDriver } from '../support/driver.js';
+import { freePort, startSshServer, type SshServer } from '../support/sshd.js';
+import { backendConfig, startDriver, startDriverWith, type RunningDriver } from '../support/driver.js';
 import { dockerCall, dockerErr, dockerOk, holdInNamespace } from '../support/docker-plugin.js';
 import { CMD_TIMEOUT_MS, exists, isMounted, mountsUnder, recordOn, uniq, unmountLeftovers } from '../support/helpers.js';
 
@@ -237,6 +237,23 @@ describe('a misbehaving caller gets an answer, never a crash', () => {
     const second = startDriver(server, { mode: 'docker', nodeId: 'host-a', extraArgs: ['--endpoint', `unix://${hostA.socket}`] });
     await expect(second).rejects.toThrow(/another process serves .*: one tether Docker plugin per host/);
     expect(await call(hostA, 'VolumeDriver.Capabilities')).toMatchObject({ Capabilities: { Scope: 'global' } });
+  }, TEST_TIMEOUT_MS);
+
+  it('a backend that does not answer: Create and List fail with one line naming the server (never a stack), and the plugin answers on', async () => {
+    const port = await freePort(); // nobody listens there
+    const down = await startDriverWith([{ ...backendConfig(server), port }], { mode: 'docker', nodeId: 'host-c', extraArgs: ['--docker-mount-root', join(work, 'host-c', 'volumes')] });
+    try {
+      for (const [verb, body] of [['VolumeDriver.Create', { Name: 'nowhere' }], ['VolumeDriver.List', {}]] as const) {
+        const err = await dockerErr(down.socket, verb, body);
+        expect(err).toMatch(new RegExp(`cannot reach SSH server .*:${port}`));
+        expect(err).not.toMatch(/\n|\bat .*\.js:\d+/);
+      }
+      expect(down.logs()).toMatch(/"code":"UNAVAILABLE"/);
+      expect(down.logs()).not.toMatch(/"code":"INTERNAL"/);
+      expect(await dockerOk(down.socket, 'VolumeDriver.Capabilities', {})).toMatchObject({ Capabilities: { Scope: 'global' } });
+    } finally {
+      await down.stop();
+    }
   }, TEST_TIMEOUT_MS);
 
   it('the socket is root-only, and the noted mounts are not readable by others', async () => {
