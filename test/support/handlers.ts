@@ -16,14 +16,13 @@ import { groupControllerService } from '../../src/controller/group-snapshots.js'
 import { controllerService } from '../../src/controller/service.js';
 import { KeyedLocks } from '../../src/grpc/locks.js';
 import { Metrics } from '../../src/grpc/metrics.js';
-import { runCall, type PipelineDeps } from '../../src/grpc/pipeline.js';
-import { loadCsiRoot, loadCsiServices } from '../../src/grpc/proto.js';
+import { inProcessCsi, type ControllerInput as Input, type GroupInput } from '../../src/grpc/in-process.js';
+import type { PipelineDeps } from '../../src/grpc/pipeline.js';
+import { loadCsiRoot } from '../../src/grpc/proto.js';
 import { buildRequestLimits } from '../../src/grpc/limits.js';
 import type { ControllerRpcs, GroupControllerRpcs } from '../../src/grpc/rpc.js';
 import { Backends } from '../../src/volumes/registry.js';
 import { DEFAULT_LEASE_TERMS, LeaseWatch } from '../../src/volumes/lease.js';
-
-const services = loadCsiServices();
 
 /** A backend whose base directory is `root` on this machine, with the NFS option allowlist. */
 export function localBackend(name: string, root: string): Backend {
@@ -41,10 +40,10 @@ export function localBackend(name: string, root: string): Backend {
 
 type Method = keyof ControllerRpcs;
 type GroupMethod = keyof GroupControllerRpcs;
-type Input<M extends Method> = Parameters<(typeof services.Controller)[M]['requestSerialize']>[0];
-type GroupInput<M extends GroupMethod> = Parameters<(typeof services.GroupController)[M]['requestSerialize']>[0];
 type Output<M extends Method> = Awaited<ReturnType<ControllerRpcs[M]['handle']>>;
 type GroupOutput<M extends GroupMethod> = Awaited<ReturnType<GroupControllerRpcs[M]['handle']>>;
+/** Each call's deadline, as a CO's would be. */
+const CALL_MS = 30_000;
 
 /** A controller on temporary backends, called as the gRPC server would call it. */
 export interface TestController {
@@ -73,18 +72,9 @@ export async function startController(names: string[] = ['local']): Promise<Test
   const controller = controllerService(deps);
   const group = groupControllerService(deps);
   const pipeline: PipelineDeps = { log: pino({ level: 'silent' }), metrics: new Metrics(), locks: new KeyedLocks(), redact: (_, m) => m, checkLimits: REQUEST_LIMITS, maxCallMs: 30_000 };
-  const bounds = { remainingMs: 30_000, onCancel: () => () => undefined };
-
-  const call = <M extends Method>(method: M, request: Input<M>): Promise<Output<M>> => {
-    const def = services.Controller[method];
-    const req = def.requestDeserialize(def.requestSerialize(request as never));
-    return runCall(method, controller[method] as never, req, bounds, pipeline) as Promise<Output<M>>;
-  };
-  const callGroup = <M extends GroupMethod>(method: M, request: GroupInput<M>): Promise<GroupOutput<M>> => {
-    const def = services.GroupController[method];
-    const req = def.requestDeserialize(def.requestSerialize(request as never));
-    return runCall(method, group[method] as never, req, bounds, pipeline) as Promise<GroupOutput<M>>;
-  };
+  const csi = inProcessCsi({ Controller: controller, GroupController: group }, pipeline);
+  const call = <M extends Method>(method: M, request: Input<M>) => csi.controller(method, request, CALL_MS);
+  const callGroup = <M extends GroupMethod>(method: M, request: GroupInput<M>) => csi.groupController(method, request, CALL_MS);
   return {
     roots,
     backends,
