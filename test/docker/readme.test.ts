@@ -80,7 +80,11 @@ function dateOf(line: string): number {
   return Date.UTC(Number(m[6]), MONTHS.indexOf(m[1]!) / 3, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
 }
 
-beforeAll(() => {
+/** Whether /run/tether was there before: the README's Swarm steps make it, for the manager's plugin state. */
+let hadRunTether = true;
+
+beforeAll(async () => {
+  hadRunTether = await exists('/run/tether');
   terminal = new Terminal(REPO); // the user is in the repository, as the README's commands assume
 });
 
@@ -91,6 +95,7 @@ afterAll(async () => {
   await eventually(async () => !(await exists(LAB)), 120_000, 'the lab stops').catch(() => undefined);
   await rm(join(REPO, 'journal.tgz'), { force: true }); // what the README's commands made
   await rm('/tmp/tether-plugin', { recursive: true, force: true });
+  if (!hadRunTether && !(await mountsUnder('/run/tether')).length) await rm('/run/tether', { recursive: true, force: true });
 }, STEP_MS);
 
 describe("the README's Docker sections, word for word, in the lab", () => {
