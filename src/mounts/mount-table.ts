@@ -93,7 +93,7 @@ export function mountAt(table: readonly MountEntry[], path: string): MountEntry 
  * hence one device, among all mounts of one server, so other volumes' mounts have that device too.
  */
 export function bindsOf(table: readonly MountEntry[], staged: MountEntry): MountEntry[] {
-  return table.filter((m) => m.device === staged.device && m.target !== staged.target && sourceMatches(m, staged.source));
+  return sharingFilesystem(table, staged).filter((m) => sourceMatches(m, staged.source));
 }
 
 /**

@@ -2,44 +2,27 @@
 // plugin: the legacy volume plugin protocol, which that engine speaks (it has no Swarm cluster
 // volumes), end to end — create with options, a container writing as uid 1000, another reading,
 // ls and inspect, rm. The engine runs in a network namespace of the test's own, as the others do.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSshServer, type SshServer } from '../support/sshd.js';
-import { backendConfig } from '../support/driver.js';
-import { mountsUnder, unmountLeftovers } from '../support/helpers.js';
-import { makeNetLab, type NetLab } from '../partition/netlab.js';
-import { DockerHost, loadBusybox } from './engine.js';
+import type { SshServer } from '../support/sshd.js';
+import { mountsUnder } from '../support/helpers.js';
+import { DockerHost, startLoneHost } from './engine.js';
 
 const STEP_MS = 120_000;
 
-let lab: NetLab;
 let server: SshServer;
-let work: string;
 let host: DockerHost;
 let image: string;
+let teardown: (() => Promise<void>) | undefined;
 const driver = `tether-deb${process.pid}`;
-const runDir = `/run/tether-dd-${process.pid}`;
 const docker = (...args: string[]) => host.docker(args).then((r) => String(r.stdout).trim());
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tether-docker-debian-'));
-  lab = await makeNetLab(['debian']);
-  server = await startSshServer({ netns: { name: lab.server.netns!, host: lab.server.address }, port: 2222 });
-  host = new DockerHost({ name: 'debian', engine: 'debian', netns: lab.hosts.debian!, dir: join(work, 'debian'), runDir, pluginName: driver, backends: [backendConfig(server)] });
-  await host.start();
-  await host.startPlugin();
-  image = await loadBusybox(host, work);
+  ({ host, server, image, teardown } = await startLoneHost('debian', { pluginName: driver, engine: 'debian' }));
 }, STEP_MS);
 
 afterAll(async () => {
-  await host?.stop().catch(() => undefined);
-  if (work) await unmountLeftovers(work);
-  await unmountLeftovers(runDir);
-  await server?.stop();
-  await lab?.destroy();
-  if (work && !(await mountsUnder(work)).length) await rm(work, { recursive: true, force: true });
-  await rm(runDir, { recursive: true, force: true });
+  await teardown?.();
 }, STEP_MS);
 
 describe("Debian's docker.io engine", () => {

@@ -4,26 +4,21 @@
 // refused while a container uses the volume, a Compose-style named volume reused by one container
 // after another, and a daemon crash with a running container — after which the plugin finds out by
 // itself that Docker will never unmount the dead container's volume, and nothing stays mounted.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { startSshServer, type SshServer } from '../support/sshd.js';
-import { backendConfig } from '../support/driver.js';
-import { mountsUnder, recordOn, unmountLeftovers } from '../support/helpers.js';
-import { makeNetLab, type NetLab } from '../partition/netlab.js';
-import { DockerHost, eventually as pollUntil, loadBusybox } from './engine.js';
+import type { SshServer } from '../support/sshd.js';
+import { mountsUnder, recordOn } from '../support/helpers.js';
+import { DockerHost, eventually as pollUntil, startLoneHost } from './engine.js';
 
 const STEP_MS = 120_000;
 const HOOK_MS = 180_000;
 /** Short, so that the test sees the plugin drop a dead container's mount ID: production's is 60 s. */
 const STRAY_S = 3;
 
-let lab: NetLab;
 let server: SshServer;
-let work: string;
 let host: DockerHost;
 let image: string;
+let teardown: (() => Promise<void>) | undefined;
 const driver = `tether-t${process.pid}`;
 
 const docker = (...args: string[]) => host.docker(args).then((r) => String(r.stdout).trim());
@@ -39,32 +34,11 @@ const tetherMounts = () => mountsUnder(host.mountRoot, 'fuse.sshfs');
 const eventually = (check: () => Promise<boolean>, timeoutMs: number, what: string) => pollUntil(check, timeoutMs, what, () => `--- plugin log (last lines)\n${host.pluginLog().slice(-3000)}`);
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tether-docker-host-'));
-  lab = await makeNetLab(['docker1']);
-  server = await startSshServer({ netns: { name: lab.server.netns!, host: lab.server.address }, port: 2222 });
-  host = new DockerHost({
-    name: 'docker1',
-    netns: lab.hosts.docker1!,
-    dir: join(work, 'docker1'),
-    runDir: `/run/tether-dk-${process.pid}`,
-    pluginName: driver,
-    backends: [backendConfig(server)],
-    pluginConfig: { dockerStrayMountSeconds: STRAY_S },
-  });
-  await host.start();
-  await host.startPlugin();
-  image = await loadBusybox(host, work);
+  ({ host, server, image, teardown } = await startLoneHost('docker1', { pluginName: driver, pluginConfig: { dockerStrayMountSeconds: STRAY_S } }));
 }, HOOK_MS);
 
 afterAll(async () => {
-  await host?.stop().catch(() => undefined);
-  if (process.env.TETHER_KEEP_LOGS) await execa('cp', ['-r', join(work, 'docker1', 'log'), process.env.TETHER_KEEP_LOGS]);
-  if (work) await unmountLeftovers(work);
-  await unmountLeftovers(`/run/tether-dk-${process.pid}`);
-  await server?.stop();
-  await lab?.destroy();
-  if (work && !(await mountsUnder(work)).length) await rm(work, { recursive: true, force: true });
-  await rm(`/run/tether-dk-${process.pid}`, { recursive: true, force: true });
+  await teardown?.();
 }, HOOK_MS);
 
 describe('a named volume on one Docker host', () => {

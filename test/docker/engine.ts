@@ -5,11 +5,15 @@
 // process a mount namespace of its own and hide the plugin's mounts from dockerd and containerd):
 // the machine's, or — for several hosts, so that none sees another's mounts — one of the host's own
 // (makeMountNamespace), where /run/docker/plugins is a directory of that host's.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
-import { DRIVER_MAIN } from '../support/driver.js';
+import { backendConfig, DRIVER_MAIN } from '../support/driver.js';
+import { mountsUnder, unmountLeftovers } from '../support/helpers.js';
+import { startSshServer, type SshServer } from '../support/sshd.js';
+import { makeNetLab, type NetLab } from '../partition/netlab.js';
 
 /** The directory of dockerd, docker and runc (TETHER_DOCKER_BIN, set by test/docker/run.sh and the lab): never the machine's own. */
 export function dockerBin(): string {
@@ -242,5 +246,44 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${await details()}`);
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One Docker host with tether's plugin, busybox loaded, and a real sshd as its backend, each in a network namespace of its own. */
+export interface LoneHost {
+  host: DockerHost;
+  server: SshServer;
+  /** The busybox image's tag. */
+  image: string;
+  /** Stops and removes all of it (TETHER_KEEP_LOGS: copies the host's logs there first). */
+  teardown(): Promise<void>;
+}
+
+export async function startLoneHost(name: string, options: Pick<DockerHostOptions, 'pluginName' | 'pluginConfig' | 'engine'>): Promise<LoneHost> {
+  const work = await mkdtemp(path.join(tmpdir(), `tether-docker-${name}-`));
+  const runDir = `/run/tether-${name}-${process.pid}`;
+  let lab: NetLab | undefined;
+  let server: SshServer | undefined;
+  let host: DockerHost | undefined;
+  const teardown = async () => {
+    await host?.stop().catch(() => undefined);
+    if (host && process.env.TETHER_KEEP_LOGS) await execa('cp', ['-r', path.join(host.options.dir, 'log'), process.env.TETHER_KEEP_LOGS], { reject: false });
+    await unmountLeftovers(work);
+    await unmountLeftovers(runDir);
+    await server?.stop();
+    await lab?.destroy();
+    if (!(await mountsUnder(work)).length) await rm(work, { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
+  };
+  try {
+    lab = await makeNetLab([name]);
+    server = await startSshServer({ netns: { name: lab.server.netns!, host: lab.server.address }, port: 2222 });
+    host = new DockerHost({ name, netns: lab.hosts[name]!, dir: path.join(work, name), runDir, backends: [backendConfig(server)], ...options });
+    await host.start();
+    await host.startPlugin();
+    return { host, server, image: await loadBusybox(host, work), teardown };
+  } catch (err) {
+    await teardown();
+    throw err;
   }
 }
