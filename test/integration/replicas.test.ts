@@ -113,6 +113,8 @@ describe('two controller processes on one sshfs backend', () => {
     expect(retry?.code).toBe(status.FAILED_PRECONDITION);
     expect(retry?.details).toContain('node-02');
     expect(await publishedOnServer(id)).toEqual(['node-02']);
+    // Its log line reaches us through the replica's stdout, possibly after the retry's answer: wait for it (bounded).
+    for (let i = 0; i < 50 && !/ControllerPublishVolume stopped its work after its call had ended/.test(replicaA.logs()); i++) await sleep(100);
     expect(replicaA.logs()).toMatch(/ControllerPublishVolume stopped its work after its call had ended/);
   }, 60_000);
 });
